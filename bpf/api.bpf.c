@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Failed API returns in unmodified binaries: a uprobe at entry captures an
+ * argument, a uretprobe evaluates the rule's predicate on the return value
+ * in the kernel, so only failures cross the ring buffer. USDT probes fire
+ * when their predicate over the probe's arguments holds. The attach cookie
+ * is the rule's index in api_specs.
+ */
+#include "common.bpf.h"
+#include <bpf/usdt.bpf.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HEAL_API_MAX);
+	__type(key, __u32);
+	__type(value, struct heal_api_spec);
+} api_specs SEC(".maps");
+
+/* LRU: a function left by longjmp or a dying thread never reaches its uretprobe. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct heal_api_key);
+	__type(value, struct heal_api_arg);
+} api_args SEC(".maps");
+
+/* Scratch for building an entry on the per-CPU side of the 512-byte stack limit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct heal_api_arg);
+} api_scratch SEC(".maps");
+
+static __always_inline bool pred_holds(const struct heal_api_spec *s, __s64 v)
+{
+	switch (s->op) {
+	case HEAL_OP_GE: return v >= s->value;
+	case HEAL_OP_GT: return v > s->value;
+	case HEAL_OP_LE: return v <= s->value;
+	case HEAL_OP_LT: return v < s->value;
+	case HEAL_OP_EQ: return v == s->value;
+	case HEAL_OP_NE: return v != s->value;
+	default: return true;
+	}
+}
+
+/* The spec for this attachment, if the current process belongs to the rule's target. */
+static __always_inline struct heal_api_spec *spec_for_current(__u32 api_id, __u32 *tgid, __u32 *tid)
+{
+	struct heal_api_spec *s;
+	struct heal_watch *w;
+
+	w = current_watch(tgid, tid);
+	if (!w || !(w->detect & HEAL_DETECT_API))
+		return NULL;
+	s = bpf_map_lookup_elem(&api_specs, &api_id);
+	if (!s || s->target_id != w->target_id)
+		return NULL;
+	return s;
+}
+
+/* CORE reads: a switch over direct ctx loads gets merged into a variable-offset load the verifier refuses */
+static __always_inline __u64 uprobe_arg(struct pt_regs *ctx, __u32 idx)
+{
+	switch (idx) {
+	case 1: return PT_REGS_PARM1_CORE(ctx);
+	case 2: return PT_REGS_PARM2_CORE(ctx);
+	case 3: return PT_REGS_PARM3_CORE(ctx);
+	case 4: return PT_REGS_PARM4_CORE(ctx);
+	case 5: return PT_REGS_PARM5_CORE(ctx);
+	default: return 0; /* config limits uprobe captures to the register arguments */
+	}
+}
+
+static __always_inline void capture(struct heal_api_arg *a, __u32 kind, __u64 raw)
+{
+	if (kind == HEAL_ARG_STRING) {
+		a->arg_int = 0;
+		if (bpf_probe_read_user_str(a->arg_str, sizeof(a->arg_str), (void *)raw) < 0)
+			a->arg_str[0] = 0;
+	} else {
+		a->arg_int = (__s64)raw;
+		a->arg_str[0] = 0;
+	}
+}
+
+static __always_inline void emit_api(const struct heal_api_spec *s, __u32 api_id, __u32 tgid,
+				     __u32 tid, __s64 ret, const struct heal_api_arg *a)
+{
+	struct heal_rec_api *rec;
+
+	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	if (!rec) {
+		count_drop(HEAL_REC_API);
+		return;
+	}
+	fill_hdr(&rec->hdr, HEAL_REC_API, s->target_id, tgid, tid);
+	rec->ret = ret;
+	rec->api_id = api_id;
+	rec->arg_kind = a ? s->arg_kind : HEAL_ARG_NONE;
+	rec->arg_int = a ? a->arg_int : 0;
+	rec->arg_str[0] = 0;
+	if (a && s->arg_kind == HEAL_ARG_STRING)
+		__builtin_memcpy(rec->arg_str, a->arg_str, sizeof(rec->arg_str));
+	bpf_ringbuf_submit(rec, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(api_entry)
+{
+	__u32 api_id = (__u32)bpf_get_attach_cookie(ctx), tgid, tid, zero = 0;
+	struct heal_api_spec *s;
+	struct heal_api_key key;
+	struct heal_api_arg *a;
+
+	s = spec_for_current(api_id, &tgid, &tid);
+	if (!s || s->arg_kind == HEAL_ARG_NONE)
+		return 0;
+	a = bpf_map_lookup_elem(&api_scratch, &zero);
+	if (!a)
+		return 0;
+	capture(a, s->arg_kind, uprobe_arg(ctx, s->arg_index));
+	key.tid = tid;
+	key.api_id = api_id;
+	bpf_map_update_elem(&api_args, &key, a, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(api_return, long ret)
+{
+	__u32 api_id = (__u32)bpf_get_attach_cookie(ctx), tgid, tid;
+	struct heal_api_spec *s;
+	struct heal_api_key key;
+	struct heal_api_arg *a = NULL;
+	__s64 v;
+
+	s = spec_for_current(api_id, &tgid, &tid);
+	if (!s)
+		return 0;
+	v = s->ret_bits == 32 ? (__s64)(__s32)ret : (__s64)ret;
+	key.tid = tid;
+	key.api_id = api_id;
+	if (s->arg_kind != HEAL_ARG_NONE)
+		a = bpf_map_lookup_elem(&api_args, &key);
+	if (pred_holds(s, v))
+		emit_api(s, api_id, tgid, tid, v, a);
+	if (a)
+		bpf_map_delete_elem(&api_args, &key);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(api_usdt)
+{
+	__u32 api_id = (__u32)bpf_usdt_cookie(ctx), tgid, tid, zero = 0;
+	struct heal_api_spec *s;
+	struct heal_api_arg *a;
+	long v = 0, raw = 0;
+
+	s = spec_for_current(api_id, &tgid, &tid);
+	if (!s)
+		return 0;
+	if (s->pred_arg) {
+		if (bpf_usdt_arg(ctx, s->pred_arg - 1, &v))
+			return 0;
+		if (!pred_holds(s, v))
+			return 0;
+	}
+	if (s->arg_kind == HEAL_ARG_NONE) {
+		emit_api(s, api_id, tgid, tid, v, NULL);
+		return 0;
+	}
+	a = bpf_map_lookup_elem(&api_scratch, &zero);
+	if (!a || bpf_usdt_arg(ctx, s->arg_index - 1, &raw))
+		return 0;
+	capture(a, s->arg_kind, raw);
+	emit_api(s, api_id, tgid, tid, v, a);
+	return 0;
+}

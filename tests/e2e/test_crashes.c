@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MIT
+/* End to end: crashes, failing exits, OOM kills, failed API returns, drops. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define WAIT_MS 10000
+
+static const cJSON *frame(const cJSON *ev, int i)
+{
+	return cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "payload"), "stack"), i);
+}
+
+static const char *fstr(const cJSON *f, const char *k)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItem(f, k));
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = s ? strlen(s) : 0, b = strlen(suffix);
+
+	return s && a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Index of the first frame whose function is func, or -1. */
+static int find_frame(const cJSON *ev, const char *func)
+{
+	const cJSON *f;
+	int i;
+
+	for (i = 0; (f = frame(ev, i)); i++)
+		if (fstr(f, "func") && strcmp(fstr(f, "func"), func) == 0)
+			return i;
+	return -1;
+}
+
+static void test_segfault(void)
+{
+	int want_line = h_source_line("tools/failgen.c", "&order->status = 1");
+	struct h_heald h;
+	const cJSON *ev, *f;
+	int i;
+
+	if (!h_need_bpf())
+		return;
+	if (!ASSERT_TRUE(h_heald_start(&h,
+		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"orders\","
+		" \"exec\": [\"@FAILGEN@\", \"segfault\"], \"detect\": {\"crashes\": true, \"exits\": true}}]}"),
+		"heald starts"))
+		goto out;
+	ev = h_heald_wait(&h, "CRASH", NULL, WAIT_MS);
+	if (!ASSERT_OK_PTR(ev, "CRASH event"))
+		goto out;
+	ASSERT_STREQ(cJSON_GetObjectItem(ev, "key")->valuestring,
+		     "orders:CRASH:SIGSEGV:failgen_crash_in_handler", "key names the crashing function");
+	ASSERT_STREQ(h_str(ev, "target"), "orders", "target");
+	ASSERT_STREQ(h_str(ev, "comm"), "failgen", "comm");
+	ASSERT_STREQ(h_str(ev, "exe"), h_bin("failgen"), "exe");
+	ASSERT_STREQ(h_str(ev, "signal"), "SIGSEGV", "signal");
+	ASSERT_STREQ(h_str(ev, "fault_addr"), "0x10", "fault address (NULL->status)");
+	ASSERT_EQ(h_num(ev, "si_code"), 1, "SEGV_MAPERR");
+	f = frame(ev, 0);
+	if (ASSERT_OK_PTR(f, "stack[0]")) {
+		ASSERT_STREQ(fstr(f, "func"), "failgen_crash_in_handler", "stack[0].func");
+		ASSERT_TRUE(ends_with(fstr(f, "file"), "tools/failgen.c"), "stack[0].file");
+		ASSERT_EQ(cJSON_GetNumberValue(cJSON_GetObjectItem(f, "line")), want_line, "stack[0].line");
+		ASSERT_STREQ(fstr(f, "module"), h_bin("failgen"), "stack[0].module");
+		ASSERT_GE(cJSON_GetNumberValue(cJSON_GetObjectItem(f, "offset")), 1, "stack[0].offset");
+	}
+	i = find_frame(ev, "failgen_handle_order");
+	ASSERT_EQ(i, 1, "caller is stack[1]");
+	ASSERT_GE(find_frame(ev, "main"), 2, "main is on the stack");
+	ev = h_heald_wait(&h, "EXIT_FAILURE", NULL, WAIT_MS);
+	if (ASSERT_OK_PTR(ev, "EXIT_FAILURE event")) {
+		ASSERT_STREQ(h_str(ev, "signal"), "SIGSEGV", "death by signal");
+		ASSERT_STREQ(cJSON_GetObjectItem(ev, "key")->valuestring, "orders:EXIT_FAILURE:SIGSEGV",
+			     "exit key");
+	}
+out:
+	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
+	h_heald_free(&h);
+}
+
+/* abort() runs through libc, built without frame pointers: the stack still reaches our code. */
+static void test_abort(void)
+{
+	int want_line = h_source_line("tools/failgen.c", "abort();");
+	struct h_heald h;
+	const cJSON *ev, *f;
+	int i;
+
+	if (!h_need_bpf())
+		return;
+	if (!ASSERT_TRUE(h_heald_start(&h,
+		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"returns\","
+		" \"exec\": [\"@FAILGEN@\", \"abort\"], \"detect\": {\"crashes\": true}}]}"),
+		"heald starts"))
+		goto out;
+	ev = h_heald_wait(&h, "CRASH", NULL, WAIT_MS);
+	if (!ASSERT_OK_PTR(ev, "CRASH event"))
+		goto out;
+	ASSERT_STREQ(h_str(ev, "signal"), "SIGABRT", "signal");
+	ASSERT_STREQ(cJSON_GetObjectItem(ev, "key")->valuestring,
+		     "returns:CRASH:SIGABRT:failgen_abort_in_handler", "key names our function, not libc's");
+	i = find_frame(ev, "failgen_abort_in_handler");
+	if (ASSERT_GE(i, 1, "failgen_abort_in_handler on the stack below libc")) {
+		f = frame(ev, i);
+		ASSERT_TRUE(ends_with(fstr(f, "file"), "tools/failgen.c"), "file");
+		ASSERT_EQ(cJSON_GetNumberValue(cJSON_GetObjectItem(f, "line")), want_line, "line of abort()");
+		ASSERT_TRUE(strstr(fstr(frame(ev, 0), "module"), "libc") != NULL, "stack[0] is in libc");
+	}
+out:
+	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
+	h_heald_free(&h);
+}
+
+static void test_exit3(void)
+{
+	struct h_heald h;
+	const cJSON *ev;
+
+	if (!h_need_bpf())
+		return;
+	if (!ASSERT_TRUE(h_heald_start(&h,
+		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"batch\","
+		" \"exec\": [\"@FAILGEN@\", \"exit3\"], \"detect\": {\"exits\": true, \"crashes\": true}}]}"),
+		"heald starts"))
+		goto out;
+	ev = h_heald_wait(&h, "EXIT_FAILURE", NULL, WAIT_MS);
+	if (!ASSERT_OK_PTR(ev, "EXIT_FAILURE event"))
+		goto out;
+	ASSERT_STREQ(cJSON_GetObjectItem(ev, "key")->valuestring, "batch:EXIT_FAILURE:3", "key");
+	ASSERT_EQ(h_num(ev, "exit_code"), 3, "exit_code");
+	ASSERT_STREQ(h_str(ev, "comm"), "failgen", "comm");
+	h_heald_drain(&h, 300);
+	ASSERT_EQ(h_heald_count(&h, "CRASH"), 0, "an exit is not a crash");
+out:
+	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
+	h_heald_free(&h);
+}
+
+static void test_oom(void)
+{
+	struct h_heald h;
+	const cJSON *ev;
+	char *log;
+	int child = -1;
+
+	if (!h_need_bpf())
+		return;
+	if (access("/sys/fs/cgroup/memory/memory.limit_in_bytes", W_OK) &&
+	    access("/sys/fs/cgroup/unified/cgroup.controllers", R_OK) &&
+	    access("/sys/fs/cgroup/cgroup.controllers", R_OK)) {
+		h_skip("no memory cgroup controller to make an OOM kill in");
+		return;
+	}
+	if (!ASSERT_TRUE(h_heald_start(&h,
+		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"hog\","
+		" \"exec\": [\"@FAILGEN@\", \"oom\"], \"detect\": {\"oom\": true, \"exits\": true}}]}"),
+		"heald starts"))
+		goto out;
+	ev = h_heald_wait(&h, "OOM_KILL", NULL, 30000);
+	if (!ASSERT_OK_PTR(ev, "OOM_KILL event"))
+		goto out;
+	h_heald_wait(&h, "EXIT_FAILURE", "hog:EXIT_FAILURE:SIGKILL", WAIT_MS);
+	h_heald_drain(&h, 500);
+	log = h_target_log(&h, "hog");
+	if (strstr(log, "child="))
+		child = atoi(strstr(log, "child=") + 6);
+	free(log);
+	ASSERT_EQ(h_num(ev, "pid"), child, "the victim is the allocating child");
+	ASSERT_STREQ(cJSON_GetObjectItem(ev, "key")->valuestring, "hog:OOM_KILL", "key");
+	ASSERT_STREQ(h_str(ev, "comm"), "failgen", "victim comm");
+	/* the cgroup limit is 32 MiB: the victim held most of it */
+	ASSERT_GE(h_num(ev, "anon_rss_kb"), 16 * 1024, "anon_rss_kb");
+	ASSERT_LE(h_num(ev, "anon_rss_kb"), 40 * 1024, "anon_rss_kb within the limit");
+	ASSERT_GE(h_num(ev, "total_vm_kb"), h_num(ev, "anon_rss_kb"), "total_vm_kb");
+	ev = h_heald_wait(&h, "EXIT_FAILURE", "hog:EXIT_FAILURE:SIGKILL", 100);
+	ASSERT_OK_PTR(ev, "the kill shows as an exit by SIGKILL");
+out:
+	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
+	h_heald_free(&h);
+}
+
+static void test_api_uprobe_and_usdt(void)
+{
+	struct h_heald h;
+	const cJSON *ev;
+
+	if (!h_need_bpf())
+		return;
+	if (!ASSERT_TRUE(h_heald_start(&h,
+		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"shop\","
+		" \"exec\": [\"@FAILGEN@\", \"--delay-ms\", \"100\", \"api\", \"--arg\", \"/returns/1001\", \"--count\", \"3\"],"
+		" \"detect\": {\"api\": ["
+		"  {\"binary\": \"@FAILGEN@\", \"symbol\": \"failgen_handle_request\", \"fail_when\": \"ret >= 500\","
+		"   \"capture_arg\": {\"index\": 2, \"type\": \"string\"}},"
+		"  {\"binary\": \"@FAILGEN@\", \"symbol\": \"failgen_handle_request\", \"fail_when\": \"ret == 200\"},"
+		"  {\"binary\": \"@FAILGEN@\", \"usdt\": {\"provider\": \"failgen\", \"name\": \"request_failed\"},"
+		"   \"fail_when\": \"arg1 >= 500\", \"capture_arg\": {\"index\": 2, \"type\": \"string\"}}]}}]}"),
+		"heald starts"))
+		goto out;
+	ev = h_heald_wait(&h, "API_FAILURE", "shop:API_FAILURE:failgen_handle_request", WAIT_MS);
+	if (ASSERT_OK_PTR(ev, "uretprobe API_FAILURE")) {
+		ASSERT_STREQ(h_str(ev, "symbol"), "failgen_handle_request", "symbol");
+		ASSERT_EQ(h_num(ev, "ret"), 500, "ret");
+		ASSERT_STREQ(h_str(ev, "arg"), "/returns/1001", "captured string argument");
+		ASSERT_STREQ(h_str(ev, "fail_when"), "ret >= 500", "predicate");
+		ASSERT_STREQ(h_str(ev, "binary"), h_bin("failgen"), "binary");
+		ASSERT_STREQ(h_str(ev, "comm"), "failgen", "comm");
+	}
+	ev = h_heald_wait(&h, "API_FAILURE", "shop:API_FAILURE:failgen:request_failed", WAIT_MS);
+	if (ASSERT_OK_PTR(ev, "USDT API_FAILURE")) {
+		ASSERT_STREQ(h_str(ev, "usdt"), "failgen:request_failed", "usdt");
+		ASSERT_EQ(h_num(ev, "ret"), 500, "the predicate's argument");
+		ASSERT_STREQ(h_str(ev, "arg"), "/returns/1001", "captured USDT argument");
+	}
+	h_heald_wait(&h, "NEVER", NULL, 500);
+	/* 3 calls, each failing: 3 uretprobe and 3 USDT events; the "ret == 200" rule never held */
+	ASSERT_EQ(h_heald_count(&h, "API_FAILURE"), 6, "one event per failing call per rule");
+out:
+	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
+	h_heald_free(&h);
+}
+
+/* A storm into a tiny ring buffer: drops are counted and reported, counts stay exact. */
+static void test_drops_reported(void)
+{
+	struct h_heald h;
+	const cJSON *ev, *c;
+
+	if (!h_need_bpf())
+		return;
+	if (!ASSERT_TRUE(h_heald_start(&h,
+		"{\"state_dir\": \"@STATE@\", \"ringbuf_kb\": 64, \"samples_per_sec\": 100000, \"targets\": [{\"name\": \"flood\","
+		" \"exec\": [\"@FAILGEN@\", \"--delay-ms\", \"100\", \"storm\", \"--count\", \"300000\"],"
+		" \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"ENOENT\"}]}}]}"),
+		"heald starts"))
+		goto out;
+	ev = h_heald_wait(&h, "EVENTS_DROPPED", NULL, 30000);
+	if (ASSERT_OK_PTR(ev, "EVENTS_DROPPED event")) {
+		ASSERT_GE(h_num(ev, "dropped"), 1, "dropped");
+		ASSERT_STREQ(cJSON_GetObjectItem(ev, "key")->valuestring, "heal:EVENTS_DROPPED", "key");
+	}
+	ev = h_heald_wait(&h, "SYSCALL_COUNTS", NULL, 30000);
+	if (ASSERT_OK_PTR(ev, "SYSCALL_COUNTS")) {
+		c = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "payload"), "counts"), 0);
+		ASSERT_EQ(cJSON_GetNumberValue(cJSON_GetObjectItem(c, "count")), 300000,
+			  "counts exact despite drops");
+	}
+out:
+	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
+	h_heald_free(&h);
+}
+
+int main(void)
+{
+	h_subtest("segfault_symbolized", test_segfault);
+	h_subtest("abort_through_libc", test_abort);
+	h_subtest("exit3", test_exit3);
+	h_subtest("oom_kill_in_memcg", test_oom);
+	h_subtest("api_uprobe_and_usdt", test_api_uprobe_and_usdt);
+	h_subtest("drops_reported", test_drops_reported);
+	return h_summary("test_crashes");
+}

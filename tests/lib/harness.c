@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static int n_pass, n_fail, n_skip;
+static int cur_failed, cur_skipped;
+static const char *cur_name = "";
+static char tmp_root[PATH_MAX];
+static int tmp_seq;
+
+void h_fail(const char *file, int line, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	cur_failed++;
+	fprintf(stderr, "  FAIL %s: %s (%s:%d): ", cur_name, name, file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void h_skip(const char *fmt, ...)
+{
+	const char *req = getenv("HEAL_REQUIRE_BPF");
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (req && strcmp(req, "1") == 0) {
+		h_fail(__FILE__, __LINE__, "skip", "cannot skip under HEAL_REQUIRE_BPF=1: %s", why);
+		return;
+	}
+	fprintf(stderr, "  SKIP %s: %s\n", cur_name, why);
+	cur_skipped = 1;
+}
+
+bool h_need_bpf(void)
+{
+	if (geteuid() != 0) {
+		h_skip("BPF tests need root");
+		return false;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		h_skip("no kernel BTF at /sys/kernel/btf/vmlinux");
+		return false;
+	}
+	if (access("/sys/kernel/tracing/events", X_OK) &&
+	    access("/sys/kernel/debug/tracing/events", X_OK)) {
+		h_skip("tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)");
+		return false;
+	}
+	return true;
+}
+
+void h_subtest(const char *name, h_test_fn fn)
+{
+	struct timespec a, b;
+
+	cur_name = name;
+	cur_failed = 0;
+	cur_skipped = 0;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	fn();
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	if (cur_failed) {
+		n_fail++;
+		fprintf(stderr, "not ok - %s\n", name);
+	} else if (cur_skipped) {
+		n_skip++;
+		fprintf(stderr, "ok - %s # SKIP\n", name);
+	} else {
+		n_pass++;
+		fprintf(stderr, "ok - %s (%.2fs)\n", name,
+			(double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
+	}
+	cur_name = "";
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+int h_summary(const char *suite)
+{
+	const char *keep = getenv("HEAL_KEEP");
+
+	if (tmp_root[0] && !(keep && strcmp(keep, "1") == 0))
+		nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	/* the line tests/run.sh adds up */
+	printf("%s: %d passed, %d failed, %d skipped\n", suite, n_pass, n_fail, n_skip);
+	fflush(stdout);
+	return n_fail ? 1 : 0;
+}
+
+const char *h_bin(const char *name)
+{
+	static char buf[8][PATH_MAX];
+	static int slot;
+	const char *bin = getenv("BIN");
+	char *p = buf[slot++ % 8];
+	char rel[PATH_MAX];
+
+	snprintf(rel, sizeof(rel), "%s/%s", bin && bin[0] ? bin : ".output/obj/bin", name);
+	if (!realpath(rel, p))
+		snprintf(p, PATH_MAX, "%s", rel);
+	return p;
+}
+
+const char *h_tmpdir(void)
+{
+	static char dir[PATH_MAX + 16];
+
+	if (!tmp_root[0]) {
+		snprintf(tmp_root, sizeof(tmp_root), "/tmp/heal-test.XXXXXX");
+		if (!mkdtemp(tmp_root)) {
+			perror("mkdtemp");
+			exit(1);
+		}
+	}
+	snprintf(dir, sizeof(dir), "%s/%d", tmp_root, ++tmp_seq);
+	mkdir(dir, 0700);
+	return dir;
+}
+
+int h_source_line(const char *file, const char *needle)
+{
+	char line[4096];
+	FILE *f = fopen(file, "r");
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+		if (strstr(line, needle)) {
+			fclose(f);
+			return n;
+		}
+	}
+	fclose(f);
+	return -1;
+}
+
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+	size_t flen = strlen(from), tlen = strlen(to), n = 0, i;
+	const char *p;
+	char *out, *o;
+
+	for (p = s; (p = strstr(p, from)); p += flen)
+		n++;
+	out = malloc(strlen(s) + n * (tlen > flen ? tlen - flen : 0) + 1);
+	if (!out)
+		return NULL;
+	for (o = out, i = 0; s[i];) {
+		if (strncmp(s + i, from, flen) == 0) {
+			memcpy(o, to, tlen);
+			o += tlen;
+			i += flen;
+		} else {
+			*o++ = s[i++];
+		}
+	}
+	*o = 0;
+	return out;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static bool errlog_has(const struct h_heald *h, const char *needle)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	bool hit = false;
+	FILE *f = fopen(h->errlog, "r");
+
+	if (!f)
+		return false;
+	while (getline(&buf, &cap, f) > 0)
+		if (strstr(buf, needle)) {
+			hit = true;
+			break;
+		}
+	free(buf);
+	fclose(f);
+	return hit;
+}
+
+static void dump_errlog(const struct h_heald *h)
+{
+	char line[1024];
+	FILE *f = fopen(h->errlog, "r");
+	int n = 0;
+
+	if (!f)
+		return;
+	fprintf(stderr, "  --- heald stderr (%s) ---\n", h->errlog);
+	while (fgets(line, sizeof(line), f) && n++ < 40)
+		fprintf(stderr, "  | %s", line);
+	fclose(f);
+}
+
+bool h_heald_start(struct h_heald *h, const char *config_json)
+{
+	char state[PATH_MAX + 8], *a, *b;
+	int pipefd[2], errfd;
+	long deadline;
+	FILE *f;
+
+	memset(h, 0, sizeof(*h));
+	h->pid = -1;
+	h->out_fd = -1;
+	snprintf(h->dir, sizeof(h->dir), "%s", h_tmpdir());
+	snprintf(h->config, sizeof(h->config), "%s/heal.json", h->dir);
+	snprintf(h->errlog, sizeof(h->errlog), "%s/heald.err", h->dir);
+	snprintf(state, sizeof(state), "%s/state", h->dir);
+	a = replace_all(config_json, "@STATE@", state);
+	b = a ? replace_all(a, "@FAILGEN@", h_bin("failgen")) : NULL;
+	free(a);
+	f = b ? fopen(h->config, "w") : NULL;
+	if (!f) {
+		free(b);
+		return false;
+	}
+	fputs(b, f);
+	fclose(f);
+	free(b);
+
+	if (pipe2(pipefd, O_CLOEXEC))
+		return false;
+	errfd = open(h->errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	h->pid = fork();
+	if (h->pid == 0) {
+		dup2(pipefd[1], 1);
+		dup2(errfd, 2);
+		execl(h_bin("heald"), "heald", "--config", h->config, "--watch", "-v", (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	close(errfd);
+	h->out_fd = pipefd[0];
+	fcntl(h->out_fd, F_SETFL, O_NONBLOCK);
+	deadline = now_ms() + 15000;
+	while (now_ms() < deadline) {
+		int st;
+
+		if (errlog_has(h, " watching "))
+			return true;
+		if (waitpid(h->pid, &st, WNOHANG) == h->pid) {
+			h->pid = -1;
+			dump_errlog(h);
+			return false;
+		}
+		usleep(10000);
+	}
+	dump_errlog(h);
+	return false;
+}
+
+static void push_event(struct h_heald *h, const char *line)
+{
+	cJSON *ev = cJSON_Parse(line);
+
+	if (!ev) {
+		fprintf(stderr, "  heald printed a line that is not JSON: %s\n", line);
+		return;
+	}
+	if (h->n_events == h->cap_events) {
+		size_t cap = h->cap_events ? h->cap_events * 2 : 64;
+		cJSON **v = realloc(h->events, cap * sizeof(*v));
+
+		if (!v) {
+			cJSON_Delete(ev);
+			return;
+		}
+		h->events = v;
+		h->cap_events = cap;
+	}
+	h->events[h->n_events++] = ev;
+}
+
+/* Read what is available (waiting up to ms); returns false at EOF. */
+static bool pump(struct h_heald *h, int ms)
+{
+	struct pollfd pfd = { .fd = h->out_fd, .events = POLLIN };
+	ssize_t n;
+	char *nl;
+
+	if (h->out_fd < 0)
+		return false;
+	if (poll(&pfd, 1, ms) <= 0)
+		return true;
+	n = read(h->out_fd, h->buf + h->buf_len, sizeof(h->buf) - 1 - h->buf_len);
+	if (n == 0)
+		return false;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR;
+	h->buf_len += (size_t)n;
+	h->buf[h->buf_len] = 0;
+	while ((nl = memchr(h->buf, '\n', h->buf_len))) {
+		*nl = 0;
+		push_event(h, h->buf);
+		h->buf_len -= (size_t)(nl + 1 - h->buf);
+		memmove(h->buf, nl + 1, h->buf_len);
+	}
+	if (h->buf_len == sizeof(h->buf) - 1)
+		h->buf_len = 0; /* a line longer than the buffer: drop it */
+	return true;
+}
+
+static cJSON *find(struct h_heald *h, size_t from, const char *type, const char *key, int pid)
+{
+	size_t i;
+
+	for (i = from; i < h->n_events; i++) {
+		cJSON *ev = h->events[i];
+		const cJSON *t = cJSON_GetObjectItem(ev, "type"), *k = cJSON_GetObjectItem(ev, "key");
+
+		if (!cJSON_IsString(t) || strcmp(t->valuestring, type))
+			continue;
+		if (key && (!cJSON_IsString(k) || strcmp(k->valuestring, key)))
+			continue;
+		if (pid && (int)h_num(ev, "pid") != pid)
+			continue;
+		return ev;
+	}
+	return NULL;
+}
+
+static cJSON *wait_for(struct h_heald *h, const char *type, const char *key, int pid, int timeout_ms)
+{
+	long deadline = now_ms() + timeout_ms;
+	cJSON *ev;
+
+	for (;;) {
+		ev = find(h, 0, type, key, pid);
+		if (ev)
+			return ev;
+		if (now_ms() >= deadline || !pump(h, 50))
+			break;
+	}
+	return find(h, 0, type, key, pid);
+}
+
+cJSON *h_heald_wait(struct h_heald *h, const char *type, const char *key, int timeout_ms)
+{
+	return wait_for(h, type, key, 0, timeout_ms);
+}
+
+cJSON *h_heald_wait_pid(struct h_heald *h, const char *type, int pid, int timeout_ms)
+{
+	return wait_for(h, type, NULL, pid, timeout_ms);
+}
+
+void h_heald_drain(struct h_heald *h, int ms)
+{
+	long deadline = now_ms() + ms;
+
+	while (now_ms() < deadline && pump(h, 20))
+		;
+}
+
+int h_heald_count(struct h_heald *h, const char *type)
+{
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < h->n_events; i++) {
+		const cJSON *t = cJSON_GetObjectItem(h->events[i], "type");
+
+		if (cJSON_IsString(t) && strcmp(t->valuestring, type) == 0)
+			n++;
+	}
+	return n;
+}
+
+int h_heald_stop(struct h_heald *h)
+{
+	int st = -1;
+	long deadline;
+
+	if (h->pid <= 0)
+		return -1;
+	kill(h->pid, SIGTERM);
+	deadline = now_ms() + 10000;
+	while (now_ms() < deadline) {
+		pump(h, 20);
+		if (waitpid(h->pid, &st, WNOHANG) == h->pid) {
+			while (pump(h, 0) && h->out_fd >= 0) {
+				struct pollfd pfd = { .fd = h->out_fd, .events = POLLIN };
+
+				if (poll(&pfd, 1, 0) <= 0)
+					break;
+			}
+			h->pid = -1;
+			return st;
+		}
+	}
+	kill(h->pid, SIGKILL);
+	waitpid(h->pid, &st, 0);
+	h->pid = -1;
+	dump_errlog(h);
+	return -1;
+}
+
+void h_heald_free(struct h_heald *h)
+{
+	size_t i;
+
+	if (h->pid > 0) {
+		kill(h->pid, SIGKILL);
+		waitpid(h->pid, NULL, 0);
+	}
+	if (h->out_fd >= 0)
+		close(h->out_fd);
+	for (i = 0; i < h->n_events; i++)
+		cJSON_Delete(h->events[i]);
+	free(h->events);
+	memset(h, 0, sizeof(*h));
+	h->pid = -1;
+	h->out_fd = -1;
+}
+
+char *h_target_log(struct h_heald *h, const char *target)
+{
+	char path[PATH_MAX + 64], *buf;
+	FILE *f;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/state/%s.log", h->dir, target);
+	f = fopen(path, "r");
+	if (!f)
+		return strdup("");
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+	if (buf && n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n)
+		buf[0] = 0;
+	fclose(f);
+	return buf;
+}
+
+int h_run(char *const argv[], char **output)
+{
+	int pipefd[2], st = -1;
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	ssize_t n;
+	pid_t pid;
+
+	*output = NULL;
+	if (!buf || pipe2(pipefd, O_CLOEXEC)) {
+		free(buf);
+		return -1;
+	}
+	pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		dup2(pipefd[1], 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	while ((n = read(pipefd[0], buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (cap - len < 1024) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb)
+				break;
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	buf[len] = 0;
+	close(pipefd[0]);
+	waitpid(pid, &st, 0);
+	*output = buf;
+	return st;
+}
+
+const char *h_str(const cJSON *ev, const char *field)
+{
+	const cJSON *p = cJSON_GetObjectItem(ev, "payload");
+	const cJSON *v = p ? cJSON_GetObjectItem(p, field) : NULL;
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+double h_num(const cJSON *ev, const char *field)
+{
+	const cJSON *p = cJSON_GetObjectItem(ev, "payload");
+	const cJSON *v = p ? cJSON_GetObjectItem(p, field) : NULL;
+
+	return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}

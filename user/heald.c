@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: MIT
+/* heald: the heal host agent. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "heal/bus.h"
+#include "heal/config.h"
+#include "heal/detect.h"
+#include "heal/log.h"
+#include "heal/probe.h"
+#include "heal/targets.h"
+#include "heal/util.h"
+#include "heal/worker.h"
+
+#define TICK_MS 250
+#define WORKER_QUEUE 1024
+
+static const char usage[] =
+	"Usage: heald [OPTIONS]\n"
+	"\n"
+	"The heal host agent: watches programs from the kernel with BPF and reports\n"
+	"their failures (failed syscalls, failed API returns, crashes, failing exits,\n"
+	"OOM kills).\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE        run with this config (default /etc/heal/heal.json)\n"
+	"      --check-config FILE  validate FILE and exit: 0 when valid, else 2 and one\n"
+	"                           'file: field: reason' line per problem\n"
+	"  -w, --watch              print every event as one JSON line on stdout\n"
+	"  -v, --verbose            more logging on stderr (-vv: libbpf's own messages too)\n"
+	"  -V, --version            print the version and exit\n"
+	"  -h, --help               print this help and exit\n"
+	"\n"
+	"Examples:\n"
+	"  heald --check-config /etc/heal/heal.json\n"
+	"  heald --config /etc/heal/heal.json --watch\n"
+	"  heald --config heal.json --watch -vv | jq 'select(.type == \"CRASH\")'\n"
+	"\n"
+	"heald needs root, a kernel with BTF (/sys/kernel/btf/vmlinux) and tracefs.\n"
+	"SIGINT or SIGTERM detaches every probe and exits 0.\n";
+
+struct heald {
+	struct heal_config *cfg;
+	struct bus *bus;
+	struct worker *worker;
+	struct detect *detect;
+	struct probe *probe;
+	struct targets *targets;
+	int epfd, sigfd, timerfd;
+	int watch;
+	uint64_t ticks;
+	int stop;
+};
+
+static void print_event(const struct heal_event *ev, void *ctx)
+{
+	char *s = event__to_json(ev);
+
+	(void)ctx;
+	if (!s)
+		return;
+	fputs(s, stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+	free(s);
+}
+
+static void log_event(const struct heal_event *ev, void *ctx)
+{
+	(void)ctx;
+	/* without --watch (as a service) the journal is where events show until healing lands */
+	log_warn("%s %s", ev->type, ev->key);
+}
+
+static void on_record(void *ctx, const void *rec, size_t len)
+{
+	detect__record(ctx, rec, len);
+}
+
+static void on_join(void *ctx, const struct proc_info *pi)
+{
+	detect__joined(ctx, pi);
+}
+
+static int check_config(const char *path)
+{
+	struct heal_config_errors errs = { 0 };
+	struct heal_config *cfg = NULL;
+	size_t i;
+	int err;
+
+	err = config__load(path, true, &cfg, &errs);
+	if (err == -EINVAL) {
+		for (i = 0; i < errs.n; i++)
+			printf("%s: %s%s%s\n", path, errs.v[i].field,
+			       errs.v[i].field[0] ? ": " : "", errs.v[i].reason);
+	} else if (err) {
+		printf("%s: cannot read: %s\n", path, strerror(-err));
+	}
+	config_errors__free(&errs);
+	config__free(cfg);
+	return err ? 2 : 0;
+}
+
+/* What is missing on this host, in one sentence a person can act on; NULL when all is there. */
+static const char *preflight(void)
+{
+	if (geteuid() != 0)
+		return "heald must run as root (it loads BPF programs and traces other processes): "
+		       "run it with sudo or as a root service";
+	if (access("/sys/kernel/btf/vmlinux", R_OK))
+		return "this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing): "
+		       "heal needs a kernel built with CONFIG_DEBUG_INFO_BTF=y";
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACEPOINT, NULL) != 1)
+		return "this kernel does not let heald load BPF programs: it needs CONFIG_BPF_SYSCALL=y "
+		       "and no lockdown or seccomp policy that forbids bpf()";
+	if (access("/sys/kernel/tracing/events", X_OK) && access("/sys/kernel/debug/tracing/events", X_OK))
+		return "tracefs is not mounted: run 'mount -t tracefs nodev /sys/kernel/tracing' "
+		       "(or add it to /etc/fstab)";
+	return NULL;
+}
+
+static int epoll_add(int epfd, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+/* The signals the loop reads from its signalfd. */
+static void heald_signal_mask(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGCHLD);
+}
+
+static int setup_loop(struct heald *h)
+{
+	struct itimerspec its = {
+		.it_interval = { .tv_sec = 0, .tv_nsec = TICK_MS * 1000000L },
+		.it_value = { .tv_sec = 0, .tv_nsec = TICK_MS * 1000000L },
+	};
+	sigset_t mask;
+	int err;
+
+	heald_signal_mask(&mask);
+	h->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	h->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	h->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (h->sigfd < 0 || h->timerfd < 0 || h->epfd < 0)
+		return -errno;
+	if (timerfd_settime(h->timerfd, 0, &its, NULL))
+		return -errno;
+	if ((err = epoll_add(h->epfd, h->sigfd)) || (err = epoll_add(h->epfd, h->timerfd)) ||
+	    (err = epoll_add(h->epfd, worker__fd(h->worker))))
+		return err;
+	return 0;
+}
+
+static void handle_signals(struct heald *h)
+{
+	struct signalfd_siginfo si;
+
+	while (read(h->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			targets__reap(h->targets);
+		else
+			h->stop = 1;
+	}
+}
+
+static void handle_tick(struct heald *h)
+{
+	uint64_t n;
+
+	if (read(h->timerfd, &n, sizeof(n)) != sizeof(n))
+		return;
+	h->ticks += n;
+	detect__tick(h->detect);
+	if ((h->ticks * TICK_MS) % (h->cfg->rescan_ms ? h->cfg->rescan_ms : 2000) < TICK_MS)
+		targets__rescan(h->targets);
+}
+
+static int run(struct heald *h)
+{
+	struct epoll_event evs[8];
+	int rbfd = probe__fd(h->probe), i, n, err;
+
+	if ((err = epoll_add(h->epfd, rbfd)))
+		return err;
+	while (!h->stop) {
+		n = epoll_wait(h->epfd, evs, 8, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == rbfd)
+				probe__consume(h->probe);
+			else if (fd == h->sigfd)
+				handle_signals(h);
+			else if (fd == h->timerfd)
+				handle_tick(h);
+			else if (fd == worker__fd(h->worker))
+				worker__dispatch(h->worker);
+		}
+	}
+	/* last records and the worker's completions still go out */
+	probe__consume(h->probe);
+	return 0;
+}
+
+static void heald_cleanup(struct heald *h)
+{
+	if (h->targets && targets__children(h->targets)) {
+		targets__signal_children(h->targets, SIGTERM);
+		targets__reap(h->targets);
+	}
+	/* the worker first: its completions publish through detect and the bus */
+	worker__free(h->worker);
+	probe__free(h->probe);
+	targets__free(h->targets);
+	detect__free(h->detect);
+	bus__free(h->bus);
+	config__free(h->cfg);
+	if (h->epfd > 0)
+		close(h->epfd);
+	if (h->sigfd > 0)
+		close(h->sigfd);
+	if (h->timerfd > 0)
+		close(h->timerfd);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", required_argument, NULL, 'C' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct heal_config_errors errs = { 0 };
+	const char *config_path = "/etc/heal/heal.json", *why;
+	struct heald h = { .epfd = -1, .sigfd = -1, .timerfd = -1 };
+	int verbose = 0, c, err, rc = 1;
+	sigset_t mask;
+	char msg[512];
+	size_t i;
+
+	while ((c = getopt_long(argc, argv, "c:wvVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'C':
+			return check_config(optarg);
+		case 'w':
+			h.watch = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'V':
+			printf("heald %s (%s)\n", HEAL_VERSION, HEAL_GIT_REV);
+			return 0;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs("Try 'heald --help'.\n", stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "heald: unexpected argument '%s'\nTry 'heald --help'.\n", argv[optind]);
+		return 2;
+	}
+	/* Block before any thread exists (libbpf, the worker): each inherits the mask,
+	 * so SIGTERM reaches only the signalfd. A closed stdout reader must not kill us. */
+	heald_signal_mask(&mask);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		fprintf(stderr, "heald: cannot set up signals: %s\n", strerror(errno));
+		return 1;
+	}
+	log_set_level(LOG_LVL_WARN + verbose);
+	log_hook_libbpf();
+
+	err = config__load(config_path, true, &h.cfg, &errs);
+	if (err) {
+		if (err == -EINVAL) {
+			for (i = 0; i < errs.n; i++)
+				log_error("%s: %s%s%s", config_path, errs.v[i].field,
+					  errs.v[i].field[0] ? ": " : "", errs.v[i].reason);
+		} else {
+			log_error("cannot read config %s: %s", config_path, strerror(-err));
+		}
+		config_errors__free(&errs);
+		return 2;
+	}
+	why = preflight();
+	if (why) {
+		log_error("%s", why);
+		goto cleanup;
+	}
+	if ((err = util__mkdir_p(h.cfg->state_dir, 0700))) {
+		log_error("cannot create state_dir %s: %s", h.cfg->state_dir, strerror(-err));
+		goto cleanup;
+	}
+
+	h.bus = bus__new();
+	h.worker = worker__new(WORKER_QUEUE);
+	if (!h.bus || !h.worker || !(h.detect = detect__new(h.cfg, h.bus, h.worker))) {
+		log_error("out of memory");
+		goto cleanup;
+	}
+	bus__subscribe(h.bus, NULL, h.watch ? print_event : log_event, NULL);
+	if ((err = setup_loop(&h))) {
+		log_error("cannot set up the event loop: %s", strerror(-err));
+		goto cleanup;
+	}
+	err = probe__new(h.cfg, on_record, h.detect, &h.probe, msg, sizeof(msg));
+	if (err) {
+		log_error("%s", msg);
+		goto cleanup;
+	}
+	h.targets = targets__new(h.cfg, h.probe, on_join, h.detect);
+	if (!h.targets) {
+		log_error("out of memory");
+		goto cleanup;
+	}
+	detect__attach(h.detect, h.probe, h.targets);
+	msg[0] = 0;
+	if ((err = targets__start(h.targets, msg, sizeof(msg)))) {
+		log_error("%s", msg[0] ? msg : strerror(-err));
+		goto cleanup;
+	}
+	log_info("heald %s watching %zu target(s)", HEAL_VERSION, h.cfg->n_targets);
+	err = run(&h);
+	if (err) {
+		log_error("event loop failed: %s", strerror(-err));
+		goto cleanup;
+	}
+	log_info("detached, exiting");
+	rc = 0;
+cleanup:
+	heald_cleanup(&h);
+	return rc;
+}

@@ -1,0 +1,599 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "heal/names.h"
+#include "heal/probe.h"
+#include "heal/util.h"
+
+#include "api.skel.h"
+#include "crash.skel.h"
+#include "procs.skel.h"
+#include "syscalls.skel.h"
+
+struct api_slot {
+	const struct heal_api_rule *rule;
+	const struct heal_target *target;
+};
+
+struct probe {
+	const struct heal_config *cfg;
+	struct procs_bpf *procs; /* owns the shared maps */
+	struct syscalls_bpf *sys;
+	struct crash_bpf *crash;
+	struct api_bpf *api;
+	struct ring_buffer *rb;
+	struct bpf_link **links;
+	size_t n_links, cap_links;
+	probe_record_fn rb_cb;
+	void *rb_ctx;
+	struct api_slot apis[HEAL_API_MAX];
+	size_t n_apis;
+	int ncpus;
+};
+
+/* What to capture per syscall: argument positions are 1-based. */
+static const struct {
+	const char *name;
+	struct heal_sys_capture cap;
+} capture_table[] = {
+	/* path first */
+	{ "open", { .path_arg = 1 } },       { "creat", { .path_arg = 1 } },
+	{ "stat", { .path_arg = 1 } },       { "lstat", { .path_arg = 1 } },
+	{ "access", { .path_arg = 1 } },     { "execve", { .path_arg = 1 } },
+	{ "unlink", { .path_arg = 1 } },     { "mkdir", { .path_arg = 1 } },
+	{ "rmdir", { .path_arg = 1 } },      { "truncate", { .path_arg = 1 } },
+	{ "chdir", { .path_arg = 1 } },      { "readlink", { .path_arg = 1 } },
+	{ "chmod", { .path_arg = 1 } },      { "chown", { .path_arg = 1 } },
+	{ "lchown", { .path_arg = 1 } },     { "statfs", { .path_arg = 1 } },
+	{ "mknod", { .path_arg = 1 } },      { "utimes", { .path_arg = 1 } },
+	{ "chroot", { .path_arg = 1 } },
+	{ "rename", { .path_arg = 1, .path2_arg = 2 } },
+	{ "link", { .path_arg = 1, .path2_arg = 2 } },
+	{ "symlink", { .path_arg = 1, .path2_arg = 2 } },
+	/* dirfd, path */
+	{ "openat", { .path_arg = 2 } },     { "openat2", { .path_arg = 2 } },
+	{ "newfstatat", { .path_arg = 2 } }, { "statx", { .path_arg = 2 } },
+	{ "faccessat", { .path_arg = 2 } },  { "faccessat2", { .path_arg = 2 } },
+	{ "unlinkat", { .path_arg = 2 } },   { "mkdirat", { .path_arg = 2 } },
+	{ "mknodat", { .path_arg = 2 } },    { "fchownat", { .path_arg = 2 } },
+	{ "fchmodat", { .path_arg = 2 } },   { "readlinkat", { .path_arg = 2 } },
+	{ "utimensat", { .path_arg = 2 } },  { "execveat", { .path_arg = 2 } },
+	{ "renameat", { .path_arg = 2, .path2_arg = 4 } },
+	{ "renameat2", { .path_arg = 2, .path2_arg = 4 } },
+	{ "linkat", { .path_arg = 2, .path2_arg = 4 } },
+	{ "symlinkat", { .path_arg = 1, .path2_arg = 3 } },
+	/* fd first */
+	{ "read", { .fd_arg = 1 } },         { "write", { .fd_arg = 1 } },
+	{ "pread64", { .fd_arg = 1 } },      { "pwrite64", { .fd_arg = 1 } },
+	{ "readv", { .fd_arg = 1 } },        { "writev", { .fd_arg = 1 } },
+	{ "preadv", { .fd_arg = 1 } },       { "pwritev", { .fd_arg = 1 } },
+	{ "close", { .fd_arg = 1 } },        { "fsync", { .fd_arg = 1 } },
+	{ "fdatasync", { .fd_arg = 1 } },    { "ftruncate", { .fd_arg = 1 } },
+	{ "fallocate", { .fd_arg = 1 } },    { "fstat", { .fd_arg = 1 } },
+	{ "lseek", { .fd_arg = 1 } },        { "getdents64", { .fd_arg = 1 } },
+	{ "ioctl", { .fd_arg = 1 } },        { "fcntl", { .fd_arg = 1 } },
+	{ "flock", { .fd_arg = 1 } },        { "sendto", { .fd_arg = 1 } },
+	{ "recvfrom", { .fd_arg = 1 } },     { "sendmsg", { .fd_arg = 1 } },
+	{ "recvmsg", { .fd_arg = 1 } },      { "accept", { .fd_arg = 1 } },
+	{ "accept4", { .fd_arg = 1 } },      { "listen", { .fd_arg = 1 } },
+	{ "shutdown", { .fd_arg = 1 } },     { "sendfile", { .fd_arg = 1 } },
+	{ "splice", { .fd_arg = 1 } },       { "dup", { .fd_arg = 1 } },
+	{ "dup2", { .fd_arg = 1 } },         { "dup3", { .fd_arg = 1 } },
+	/* fd, sockaddr, len */
+	{ "connect", { .fd_arg = 1, .sockaddr_arg = 2 } },
+	{ "bind", { .fd_arg = 1, .sockaddr_arg = 2 } },
+};
+
+/* Turn a load/attach errno into what a person should do about it. */
+static void explain(char *err, size_t len, const char *what, int e)
+{
+	const char *hint = "";
+
+	if (e == EPERM || e == EACCES)
+		hint = "; heald must run as root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)";
+	else if (e == ESRCH)
+		hint = "; this kernel lacks a tracepoint or BTF type heal needs (is /sys/kernel/btf/vmlinux present?)";
+	snprintf(err, len, "cannot %s: %s%s", what, strerror(e), hint);
+}
+
+static int add_link(struct probe *p, struct bpf_link *l)
+{
+	if (p->n_links == p->cap_links) {
+		size_t cap = p->cap_links ? p->cap_links * 2 : 16;
+		struct bpf_link **v = realloc(p->links, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		p->links = v;
+		p->cap_links = cap;
+	}
+	p->links[p->n_links++] = l;
+	return 0;
+}
+
+static int share_maps(struct bpf_map *events, struct bpf_map *watched, struct bpf_map *drops,
+		      struct bpf_map *stats, const struct procs_bpf *owner)
+{
+	int err;
+
+	if ((err = bpf_map__reuse_fd(events, bpf_map__fd(owner->maps.events))) ||
+	    (err = bpf_map__reuse_fd(watched, bpf_map__fd(owner->maps.watched))) ||
+	    (err = bpf_map__reuse_fd(drops, bpf_map__fd(owner->maps.drops))) ||
+	    (err = bpf_map__reuse_fd(stats, bpf_map__fd(owner->maps.stats))))
+		return err;
+	return 0;
+}
+
+static bool any_target(const struct heal_config *cfg, uint32_t flag)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_targets; i++)
+		if (cfg->targets[i].detect & flag)
+			return true;
+	return false;
+}
+
+static void count_api(const struct heal_config *cfg, int *uprobes, int *usdts)
+{
+	size_t i, j;
+
+	*uprobes = *usdts = 0;
+	for (i = 0; i < cfg->n_targets; i++)
+		for (j = 0; j < cfg->targets[i].n_api; j++) {
+			if (cfg->targets[i].api[j].symbol)
+				(*uprobes)++;
+			else
+				(*usdts)++;
+		}
+}
+
+static bool any_match(const struct heal_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_targets; i++)
+		if (cfg->targets[i].has_match)
+			return true;
+	return false;
+}
+
+static int fill_syscall_maps(struct probe *p)
+{
+	const struct heal_config *cfg = p->cfg;
+	int fd_cap = bpf_map__fd(p->sys->maps.sys_capture);
+	int fd_rules = bpf_map__fd(p->sys->maps.sys_rules);
+	size_t i, j, k;
+	int err;
+
+	for (i = 0; i < sizeof(capture_table) / sizeof(capture_table[0]); i++) {
+		int nr = names__syscall_nr(capture_table[i].name);
+		__u32 key = (__u32)nr;
+
+		if (nr < 0 || nr >= HEAL_SYSCALL_MAX)
+			continue; /* not on this architecture */
+		if (bpf_map_update_elem(fd_cap, &key, &capture_table[i].cap, BPF_ANY))
+			return -errno;
+	}
+	for (i = 0; i < cfg->n_targets; i++) {
+		const struct heal_target *t = &cfg->targets[i];
+
+		for (j = 0; j < t->n_syscall_rules; j++) {
+			const struct heal_syscall_rule *r = &t->syscall_rules[j];
+			size_t nkeys = r->any_syscall ? 1 : r->n_syscalls;
+
+			for (k = 0; k < nkeys; k++) {
+				struct heal_sys_key key = {
+					.target_id = t->id,
+					.nr = r->any_syscall ? HEAL_SYSCALL_ANY : (__u32)r->syscalls[k],
+				};
+				struct heal_sys_rule rule = {};
+				size_t e;
+
+				/* Two rules on one syscall merge: their errno sets add up. */
+				bpf_map_lookup_elem(fd_rules, &key, &rule);
+				rule.any_errno |= r->any_errno;
+				for (e = 0; e < r->n_errnos; e++) {
+					int en = r->errnos[e];
+
+					if (en > 0 && en < HEAL_ERRNO_MAX)
+						rule.errno_mask[en / 64] |= 1ull << (en % 64);
+				}
+				if (r->threshold > rule.threshold)
+					rule.threshold = r->threshold;
+				if ((uint64_t)r->window_ms * 1000000ull > rule.window_ns)
+					rule.window_ns = (uint64_t)r->window_ms * 1000000ull;
+				if (bpf_map_update_elem(fd_rules, &key, &rule, BPF_ANY)) {
+					err = -errno;
+					return err;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+static int fill_match_maps(struct probe *p)
+{
+	const struct heal_config *cfg = p->cfg;
+	size_t i;
+
+	for (i = 0; i < cfg->n_targets; i++) {
+		const struct heal_target *t = &cfg->targets[i];
+		struct heal_watch w = { .target_id = t->id, .detect = t->detect };
+		struct stat st;
+
+		if (!t->has_match)
+			continue;
+		if (t->match.exe && stat(t->match.exe, &st) == 0) {
+			/* the kernel's dev_t packs major:minor as 12:20 bits */
+			struct heal_exe_key k = {
+				.dev = ((__u64)major(st.st_dev) << 20) | minor(st.st_dev),
+				.ino = st.st_ino,
+			};
+
+			if (bpf_map_update_elem(bpf_map__fd(p->procs->maps.exe_match), &k, &w, BPF_ANY))
+				return -errno;
+		}
+		if (t->match.comm) {
+			char comm[HEAL_COMM_LEN] = {};
+
+			strncpy(comm, t->match.comm, sizeof(comm) - 1);
+			if (bpf_map_update_elem(bpf_map__fd(p->procs->maps.comm_match), comm, &w, BPF_ANY))
+				return -errno;
+		}
+		if (t->match.cgroup) {
+			char path[4096];
+			__u64 id;
+
+			/* on cgroup v2 a cgroup's id is its directory's inode number */
+			if (t->match.cgroup[0] == '/' && strncmp(t->match.cgroup, "/sys/fs/cgroup", 14) == 0)
+				snprintf(path, sizeof(path), "%s", t->match.cgroup);
+			else
+				snprintf(path, sizeof(path), "%s/%s", util__cgroup2_root(),
+					 t->match.cgroup + (t->match.cgroup[0] == '/'));
+			if (stat(path, &st) == 0) {
+				id = st.st_ino;
+				if (bpf_map_update_elem(bpf_map__fd(p->procs->maps.cgroup_match), &id, &w,
+							BPF_ANY))
+					return -errno;
+			}
+		}
+	}
+	return 0;
+}
+
+static int attach_api(struct probe *p, char *err, size_t errlen)
+{
+	const struct heal_config *cfg = p->cfg;
+	size_t i, j;
+
+	for (i = 0; i < cfg->n_targets; i++) {
+		const struct heal_target *t = &cfg->targets[i];
+
+		for (j = 0; j < t->n_api; j++) {
+			const struct heal_api_rule *r = &t->api[j];
+			__u32 id = (__u32)p->n_apis;
+			struct heal_api_spec spec = {
+				.value = r->fail_when.value,
+				.op = r->fail_when.op,
+				.ret_bits = r->ret_bits ? r->ret_bits : 32,
+				.arg_kind = r->capture_kind,
+				.arg_index = r->capture_index,
+				.pred_arg = (__u32)r->fail_when.arg,
+				.target_id = t->id,
+			};
+			struct bpf_link *l;
+			char what[512];
+
+			if (p->n_apis >= HEAL_API_MAX)
+				return -E2BIG;
+			if (bpf_map_update_elem(bpf_map__fd(p->api->maps.api_specs), &id, &spec, BPF_ANY))
+				return -errno;
+			p->apis[p->n_apis].rule = r;
+			p->apis[p->n_apis].target = t;
+			p->n_apis++;
+
+			if (r->symbol) {
+				struct bpf_uprobe_opts uo = { .sz = sizeof(uo), .func_name = r->symbol,
+							      .bpf_cookie = id };
+
+				snprintf(what, sizeof(what), "attach uprobe %s:%s", r->binary, r->symbol);
+				if (r->capture_kind != HEAL_ARG_NONE) {
+					l = bpf_program__attach_uprobe_opts(p->api->progs.api_entry, -1,
+									    r->binary, 0, &uo);
+					if (!l) {
+						explain(err, errlen, what, errno);
+						return -errno;
+					}
+					add_link(p, l);
+				}
+				uo.retprobe = true;
+				l = bpf_program__attach_uprobe_opts(p->api->progs.api_return, -1,
+								    r->binary, 0, &uo);
+			} else {
+				struct bpf_usdt_opts so = { .sz = sizeof(so), .usdt_cookie = id };
+
+				snprintf(what, sizeof(what), "attach USDT %s:%s in %s", r->usdt_provider,
+					 r->usdt_name, r->binary);
+				l = bpf_program__attach_usdt(p->api->progs.api_usdt, -1, r->binary,
+							     r->usdt_provider, r->usdt_name, &so);
+			}
+			if (!l) {
+				int e = errno;
+
+				explain(err, errlen, what, e);
+				return -e;
+			}
+			if (add_link(p, l)) {
+				bpf_link__destroy(l);
+				return -ENOMEM;
+			}
+		}
+	}
+	return 0;
+}
+
+static int on_record(void *ctx, void *data, size_t len)
+{
+	struct probe *p = ctx;
+
+	if (len >= sizeof(struct heal_rec_hdr))
+		p->rb_cb(p->rb_ctx, data, len);
+	return 0;
+}
+
+int probe__new(const struct heal_config *cfg, probe_record_fn cb, void *ctx, struct probe **out,
+	       char *err, size_t errlen)
+{
+	bool want_sys = any_target(cfg, HEAL_DETECT_SYSCALLS);
+	bool want_crash = any_target(cfg, HEAL_DETECT_CRASHES);
+	bool want_oom = any_target(cfg, HEAL_DETECT_OOM);
+	int n_uprobes, n_usdts, e;
+	struct probe *p;
+
+	*out = NULL;
+	err[0] = 0;
+	count_api(cfg, &n_uprobes, &n_usdts);
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->cfg = cfg;
+	p->rb_cb = cb;
+	p->rb_ctx = ctx;
+	p->ncpus = libbpf_num_possible_cpus();
+	if (p->ncpus <= 0) {
+		e = -p->ncpus;
+		explain(err, errlen, "count CPUs", e);
+		goto fail;
+	}
+
+	/* procs owns the shared maps: it is always loaded first */
+	p->procs = procs_bpf__open();
+	if (!p->procs) {
+		e = errno;
+		explain(err, errlen, "open the process-tracking BPF object", e);
+		goto fail;
+	}
+	p->procs->rodata->has_match = any_match(cfg);
+	bpf_program__set_autoload(p->procs->progs.mark_victim, want_oom);
+	if ((e = -bpf_map__set_max_entries(p->procs->maps.events, cfg->ringbuf_kb * 1024u))) {
+		explain(err, errlen, "size the ring buffer", e);
+		goto fail;
+	}
+	if ((e = -procs_bpf__load(p->procs))) {
+		explain(err, errlen, "load the process-tracking BPF programs", e);
+		goto fail;
+	}
+
+	if (want_sys) {
+		p->sys = syscalls_bpf__open();
+		if (!p->sys) {
+			e = errno;
+			explain(err, errlen, "open the syscall BPF object", e);
+			goto fail;
+		}
+		p->sys->rodata->samples_per_sec = cfg->samples_per_sec;
+		if ((e = -share_maps(p->sys->maps.events, p->sys->maps.watched, p->sys->maps.drops,
+				     p->sys->maps.stats, p->procs)) ||
+		    (e = -syscalls_bpf__load(p->sys))) {
+			explain(err, errlen, "load the syscall BPF program", e);
+			goto fail;
+		}
+		if ((e = -fill_syscall_maps(p))) {
+			explain(err, errlen, "fill the syscall rule maps", e);
+			goto fail;
+		}
+	}
+	if (want_crash) {
+		p->crash = crash_bpf__open();
+		if (!p->crash) {
+			e = errno;
+			explain(err, errlen, "open the crash BPF object", e);
+			goto fail;
+		}
+		if ((e = -share_maps(p->crash->maps.events, p->crash->maps.watched,
+				     p->crash->maps.drops, p->crash->maps.stats, p->procs)) ||
+		    (e = -crash_bpf__load(p->crash))) {
+			explain(err, errlen, "load the crash BPF program", e);
+			goto fail;
+		}
+	}
+	if (n_uprobes + n_usdts > 0) {
+		p->api = api_bpf__open();
+		if (!p->api) {
+			e = errno;
+			explain(err, errlen, "open the API BPF object", e);
+			goto fail;
+		}
+		bpf_program__set_autoload(p->api->progs.api_entry, n_uprobes > 0);
+		bpf_program__set_autoload(p->api->progs.api_return, n_uprobes > 0);
+		bpf_program__set_autoload(p->api->progs.api_usdt, n_usdts > 0);
+		if ((e = -share_maps(p->api->maps.events, p->api->maps.watched, p->api->maps.drops,
+				     p->api->maps.stats, p->procs)) ||
+		    (e = -api_bpf__load(p->api))) {
+			explain(err, errlen, "load the API BPF programs", e);
+			goto fail;
+		}
+	}
+
+	if ((e = -fill_match_maps(p))) {
+		explain(err, errlen, "fill the process match maps", e);
+		goto fail;
+	}
+	/* attach last: every map is filled before the first event can fire */
+	if ((e = -procs_bpf__attach(p->procs))) {
+		explain(err, errlen, "attach the process tracepoints", e);
+		goto fail;
+	}
+	if (p->sys && (e = -syscalls_bpf__attach(p->sys))) {
+		explain(err, errlen, "attach raw_tp/sys_exit", e);
+		goto fail;
+	}
+	if (p->crash && (e = -crash_bpf__attach(p->crash))) {
+		explain(err, errlen, "attach tp_btf/signal_deliver", e);
+		goto fail;
+	}
+	if (p->api && (e = -attach_api(p, err, errlen))) {
+		if (!err[0])
+			explain(err, errlen, "attach the API probes", e);
+		goto fail;
+	}
+	p->rb = ring_buffer__new(bpf_map__fd(p->procs->maps.events), on_record, p, NULL);
+	if (!p->rb) {
+		e = errno;
+		explain(err, errlen, "open the ring buffer", e);
+		goto fail;
+	}
+	*out = p;
+	return 0;
+fail:
+	probe__free(p);
+	return -e;
+}
+
+void probe__free(struct probe *p)
+{
+	size_t i;
+
+	if (!p)
+		return;
+	ring_buffer__free(p->rb);
+	for (i = 0; i < p->n_links; i++)
+		bpf_link__destroy(p->links[i]);
+	free(p->links);
+	api_bpf__destroy(p->api);
+	crash_bpf__destroy(p->crash);
+	syscalls_bpf__destroy(p->sys);
+	procs_bpf__destroy(p->procs);
+	free(p);
+}
+
+int probe__fd(const struct probe *p)
+{
+	return ring_buffer__epoll_fd(p->rb);
+}
+
+int probe__consume(struct probe *p)
+{
+	return ring_buffer__consume(p->rb);
+}
+
+int probe__watch(struct probe *p, uint32_t tgid, const struct heal_target *t)
+{
+	struct heal_watch w = { .target_id = t->id, .detect = t->detect };
+
+	if (bpf_map_update_elem(bpf_map__fd(p->procs->maps.watched), &tgid, &w, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int probe__unwatch(struct probe *p, uint32_t tgid)
+{
+	if (bpf_map_delete_elem(bpf_map__fd(p->procs->maps.watched), &tgid) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int probe__is_watched(struct probe *p, uint32_t tgid)
+{
+	struct heal_watch w;
+
+	return bpf_map_lookup_elem(bpf_map__fd(p->procs->maps.watched), &tgid, &w) == 0;
+}
+
+static int sum_percpu(struct probe *p, int fd, uint64_t *out, uint32_t n)
+{
+	uint64_t *vals = calloc((size_t)p->ncpus, sizeof(*vals));
+	uint32_t k;
+	int c;
+
+	if (!vals)
+		return -ENOMEM;
+	for (k = 0; k < n; k++) {
+		out[k] = 0;
+		if (bpf_map_lookup_elem(fd, &k, vals))
+			continue;
+		for (c = 0; c < p->ncpus; c++)
+			out[k] += vals[c];
+	}
+	free(vals);
+	return 0;
+}
+
+int probe__read_drops(struct probe *p, uint64_t drops[HEAL_REC_MAX])
+{
+	return sum_percpu(p, bpf_map__fd(p->procs->maps.drops), drops, HEAL_REC_MAX);
+}
+
+int probe__read_stats(struct probe *p, uint64_t stats[HEAL_STAT_MAX])
+{
+	return sum_percpu(p, bpf_map__fd(p->procs->maps.stats), stats, HEAL_STAT_MAX);
+}
+
+int probe__take_counts(struct probe *p, uint32_t tgid, probe_count_fn cb, void *ctx)
+{
+	struct heal_count_key key, next, *prev = NULL;
+	struct heal_count val;
+	int fd, n = 0;
+
+	if (!p->sys)
+		return 0;
+	fd = bpf_map__fd(p->sys->maps.sys_counts);
+	/* Collect first, delete after: deleting while walking restarts the walk. */
+	struct heal_count_key found[256];
+	size_t nfound = 0, i;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (next.tgid != tgid || bpf_map_lookup_elem(fd, &next, &val))
+			continue;
+		cb(ctx, next.nr, next.err, val.count);
+		n++;
+		if (nfound < sizeof(found) / sizeof(found[0]))
+			found[nfound++] = next;
+	}
+	for (i = 0; i < nfound; i++)
+		bpf_map_delete_elem(fd, &found[i]);
+	return n;
+}
+
+const struct heal_api_rule *probe__api_rule(const struct probe *p, uint32_t api_id,
+					    const struct heal_target **target)
+{
+	if (api_id >= p->n_apis)
+		return NULL;
+	if (target)
+		*target = p->apis[api_id].target;
+	return p->apis[api_id].rule;
+}

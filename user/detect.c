@@ -209,6 +209,8 @@ static void crash_run(void *arg)
 		n = HEAL_STACK_MAX;
 	/* libraries loaded since the process joined: index them while it may still be there */
 	symbolizer__add_pid(j->d->sym, (pid_t)j->rec.hdr.tgid);
+	if (j->exe[0])
+		symbolizer__add_file(j->d->sym, j->exe);
 	for (i = 0; i < n; i++)
 		symbolizer__resolve(j->d->sym, &j->rec.frames[i], i > 0, &j->syms[i]);
 	j->nframes = n;
@@ -528,8 +530,10 @@ static void index_run(void *arg)
 {
 	struct index_job *j = arg;
 
-	/* the process may be short-lived: its exe path is indexed even when /proc is gone */
-	if (symbolizer__add_pid(j->d->sym, (pid_t)j->tgid) && j->exe[0])
+	/* A short-lived process may be gone, or a zombie with no maps, by now: index its exe
+	 * by path too (a no-op when already indexed). */
+	symbolizer__add_pid(j->d->sym, (pid_t)j->tgid);
+	if (j->exe[0])
 		symbolizer__add_file(j->d->sym, j->exe);
 }
 

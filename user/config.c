@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <regex.h>
+
 #include <cjson/cJSON.h>
 
 #include "heal/config.h"
@@ -54,6 +56,9 @@ struct ctx {
 
 static void problem(struct ctx *c, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+static void parse_heal_target(struct ctx *c, const cJSON *j, const char *at, struct heal_target *t);
+static void parse_heal_root(struct ctx *c, const cJSON *root, struct heal_config *cfg);
+static void check_target_refs(struct ctx *c, const struct heal_config *cfg);
 
 static void problem(struct ctx *c, const char *field, const char *fmt, ...)
 {
@@ -1129,8 +1134,10 @@ static void parse_match(struct ctx *c, const cJSON *j, const char *at, struct he
 static void parse_target(struct ctx *c, const cJSON *j, const char *at, struct heal_config *cfg,
 			 size_t idx)
 {
-	static const char *const keys[] = { "name", "exec",  "cwd",    "env",
-					    "user", "match", "detect", NULL };
+	static const char *const keys[] = { "name",    "exec",   "cwd",        "env",
+					    "user",    "match",  "detect",     "guardrails",
+					    "reload",  "build",  "verify",     "ready",
+					    "dependencies", "cleanup", "playbooks", NULL };
 	static const char *const exec_only[] = { "cwd", "env", "user" };
 	struct heal_target *t = &cfg->targets[idx];
 	char field[FIELD_LEN];
@@ -1212,6 +1219,560 @@ static void parse_target(struct ctx *c, const cJSON *j, const char *at, struct h
 		t->detect |= HEAL_DETECT_OOM;
 	if (t->n_api)
 		t->detect |= HEAL_DETECT_API;
+	parse_heal_target(c, j, at, t);
+}
+
+
+/* ---- healing ------------------------------------------------------------- */
+
+#define DEFAULT_MAX_LINES 50
+#define DEFAULT_MAX_FILES 3
+
+/* An array of strings; NULL-terminated copy in *out (n in *n when not NULL). */
+static char **parse_strv(struct ctx *c, const cJSON *j, const char *field, size_t *n, bool nonempty)
+{
+	char item[FIELD_LEN];
+	const cJSON *e;
+	size_t count, i = 0;
+	char **v;
+
+	if (!want_array(c, j, field))
+		return NULL;
+	count = (size_t)cJSON_GetArraySize(j);
+	if (nonempty && !count) {
+		problem(c, field, "must not be empty");
+		return NULL;
+	}
+	v = xcalloc(c, count + 1, sizeof(*v));
+	if (!v)
+		return NULL;
+	cJSON_ArrayForEach(e, j) {
+		path_index(item, field, i);
+		if (want_nonempty_string(c, e, item))
+			v[i++] = xstrdup(c, e->valuestring);
+	}
+	if (n)
+		*n = i;
+	return v;
+}
+
+static bool want_fraction(struct ctx *c, const cJSON *j, const char *field, double *out)
+{
+	if (!cJSON_IsNumber(j)) {
+		problem(c, field, "expected a number from 0 to 1, got %s", type_name(j));
+		return false;
+	}
+	if (!(j->valuedouble >= 0 && j->valuedouble <= 1)) {
+		problem(c, field, "must be from 0 to 1, got %g", j->valuedouble);
+		return false;
+	}
+	*out = j->valuedouble;
+	return true;
+}
+
+static void guardrail_defaults(struct heal_guardrails *g)
+{
+	g->max_lines = DEFAULT_MAX_LINES;
+	g->max_files = DEFAULT_MAX_FILES;
+}
+
+static void parse_guardrails(struct ctx *c, const cJSON *j, const char *at, struct heal_guardrails *g)
+{
+	static const char *const keys[] = { "allow", "deny", "max_lines", "max_files", "validate", NULL };
+	char field[FIELD_LEN], item[FIELD_LEN];
+	const cJSON *m;
+	uint64_t v;
+
+	guardrail_defaults(g);
+	if (!want_object(c, j, at))
+		return;
+	check_keys(c, j, at, keys);
+	m = member(c, j, at, "allow", false);
+	if (m) {
+		g->allow = parse_strv(c, m, path_key(field, at, "allow"), &g->n_allow, false);
+		for (size_t i = 0; g->allow && i < g->n_allow; i++)
+			if (g->allow[i][0] != '/')
+				problem(c, path_index(item, field, i),
+					"must be an absolute path or glob, got \"%s\"", g->allow[i]);
+	}
+	m = member(c, j, at, "deny", false);
+	if (m) {
+		g->deny = parse_strv(c, m, path_key(field, at, "deny"), &g->n_deny, false);
+		for (size_t i = 0; g->deny && i < g->n_deny; i++) {
+			regex_t re;
+			int rc = regcomp(&re, g->deny[i], REG_EXTENDED | REG_NOSUB);
+
+			if (rc) {
+				char why[128];
+
+				regerror(rc, &re, why, sizeof(why));
+				problem(c, path_index(item, field, i), "bad pattern \"%s\": %s",
+					g->deny[i], why);
+			} else {
+				regfree(&re);
+			}
+		}
+	}
+	m = member(c, j, at, "max_lines", false);
+	if (m && want_uint(c, m, path_key(field, at, "max_lines"), 1, 100000, &v))
+		g->max_lines = (uint32_t)v;
+	m = member(c, j, at, "max_files", false);
+	if (m && want_uint(c, m, path_key(field, at, "max_files"), 1, 1000, &v))
+		g->max_files = (uint32_t)v;
+	m = member(c, j, at, "validate", false);
+	if (m)
+		g->validate = parse_strv(c, m, path_key(field, at, "validate"), NULL, true);
+}
+
+static void parse_reload(struct ctx *c, const cJSON *j, const char *at, struct heal_target *t)
+{
+	static const char *const keys[] = { "signal", "restart", "command", "stop_timeout_ms", NULL };
+	char field[FIELD_LEN];
+	const cJSON *m;
+	int ways = 0;
+	uint64_t v;
+
+	if (!want_object(c, j, at))
+		return;
+	check_keys(c, j, at, keys);
+	m = member(c, j, at, "signal", false);
+	if (m && want_nonempty_string(c, m, path_key(field, at, "signal"))) {
+		t->reload.signal = names__signal_nr(m->valuestring);
+		if (t->reload.signal <= 0)
+			problem(c, field, "unknown signal \"%s\"", m->valuestring);
+		ways++;
+	}
+	m = member(c, j, at, "restart", false);
+	if (m && want_bool(c, m, path_key(field, at, "restart"), &t->reload.restart) &&
+	    t->reload.restart) {
+		if (!t->exec)
+			problem(c, field, "only supervised (\"exec\") targets can be restarted by heald");
+		ways++;
+	}
+	m = member(c, j, at, "command", false);
+	if (m) {
+		t->reload.command = parse_strv(c, m, path_key(field, at, "command"), NULL, true);
+		ways++;
+	}
+	if (ways > 1)
+		problem(c, at, "use one of \"signal\", \"restart\" or \"command\"");
+	m = member(c, j, at, "stop_timeout_ms", false);
+	if (m && want_uint(c, m, path_key(field, at, "stop_timeout_ms"), 0, 600000, &v))
+		t->reload.stop_timeout_ms = (uint32_t)v;
+}
+
+static void parse_verify(struct ctx *c, const cJSON *j, const char *at, struct heal_target *t)
+{
+	static const char *const keys[] = { "command", "tries", "interval_ms", "timeout_ms", "window_ms",
+					    NULL };
+	char field[FIELD_LEN];
+	const cJSON *m;
+	uint64_t v;
+
+	if (!want_object(c, j, at))
+		return;
+	check_keys(c, j, at, keys);
+	m = member(c, j, at, "command", false);
+	if (m)
+		t->verify.command = parse_strv(c, m, path_key(field, at, "command"), NULL, true);
+	m = member(c, j, at, "tries", false);
+	if (m && want_uint(c, m, path_key(field, at, "tries"), 1, 100, &v))
+		t->verify.tries = (uint32_t)v;
+	m = member(c, j, at, "interval_ms", false);
+	if (m && want_uint(c, m, path_key(field, at, "interval_ms"), 0, 600000, &v))
+		t->verify.interval_ms = (uint32_t)v;
+	m = member(c, j, at, "timeout_ms", false);
+	if (m && want_uint(c, m, path_key(field, at, "timeout_ms"), 10, 600000, &v))
+		t->verify.timeout_ms = (uint32_t)v;
+	m = member(c, j, at, "window_ms", false);
+	if (m && want_uint(c, m, path_key(field, at, "window_ms"), 0, 3600000, &v))
+		t->verify.window_ms = (uint32_t)v;
+}
+
+static void parse_ready(struct ctx *c, const cJSON *j, const char *at, struct heal_target *t)
+{
+	static const char *const keys[] = { "tcp", "timeout_ms", NULL };
+	char field[FIELD_LEN];
+	const cJSON *m;
+	uint64_t v;
+
+	if (!want_object(c, j, at))
+		return;
+	check_keys(c, j, at, keys);
+	m = member(c, j, at, "tcp", true);
+	if (m && want_nonempty_string(c, m, path_key(field, at, "tcp"))) {
+		if (!strrchr(m->valuestring, ':'))
+			problem(c, field, "expected host:port, got \"%s\"", m->valuestring);
+		t->ready_tcp = xstrdup(c, m->valuestring);
+	}
+	m = member(c, j, at, "timeout_ms", false);
+	if (m && want_uint(c, m, path_key(field, at, "timeout_ms"), 10, 600000, &v))
+		t->ready_timeout_ms = (uint32_t)v;
+}
+
+static void parse_deps(struct ctx *c, const cJSON *j, const char *at, struct heal_target *t)
+{
+	static const char *const keys[] = { "target", "addr", NULL };
+	char item[FIELD_LEN], field[FIELD_LEN];
+	const cJSON *e, *m;
+	size_t i = 0;
+
+	if (!want_array(c, j, at))
+		return;
+	t->deps = xcalloc(c, (size_t)cJSON_GetArraySize(j) + 1, sizeof(*t->deps));
+	if (!t->deps)
+		return;
+	cJSON_ArrayForEach(e, j) {
+		struct heal_dependency *d = &t->deps[i];
+
+		path_index(item, at, i++);
+		t->n_deps = i;
+		if (!want_object(c, e, item))
+			continue;
+		check_keys(c, e, item, keys);
+		m = member(c, e, item, "target", true);
+		if (m && want_nonempty_string(c, m, path_key(field, item, "target")))
+			d->target = xstrdup(c, m->valuestring);
+		m = member(c, e, item, "addr", true);
+		if (m && want_nonempty_string(c, m, path_key(field, item, "addr")))
+			d->addr = xstrdup(c, m->valuestring);
+	}
+}
+
+static const struct {
+	const char *name;
+	enum heal_action action;
+} actions[] = {
+	{ "restore_known_good", HEAL_ACT_RESTORE_KNOWN_GOOD },
+	{ "raise_nofile", HEAL_ACT_RAISE_NOFILE },
+	{ "cleanup", HEAL_ACT_CLEANUP },
+	{ "restart_dependency", HEAL_ACT_RESTART_DEPENDENCY },
+	{ "restart", HEAL_ACT_RESTART },
+	{ "json_set", HEAL_ACT_JSON_SET },
+	{ "llm_patch", HEAL_ACT_LLM_PATCH },
+};
+
+const char *config__action_name(enum heal_action a)
+{
+	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (actions[i].action == a)
+			return actions[i].name;
+	return "?";
+}
+
+const char *config__mode_name(enum heal_mode m)
+{
+	return m == HEAL_MODE_APPROVE ? "approve" : m == HEAL_MODE_DRY_RUN ? "dry-run" : "auto";
+}
+
+static const char *const event_types[] = { "SYSCALL_FAILURE", "API_FAILURE", "CRASH",
+					   "EXIT_FAILURE",    "OOM_KILL",    NULL };
+
+static void parse_pb_match(struct ctx *c, const cJSON *j, const char *at, struct heal_playbook_match *pm)
+{
+	static const char *const keys[] = { "type", "syscall", "errno", "path", "signal",
+					    "symbol", "exit_code", "ret", NULL };
+	char field[FIELD_LEN];
+	const cJSON *m;
+	uint64_t v;
+
+	pm->syscall = -1;
+	pm->err = -1;
+	pm->exit_code = -1;
+	if (!want_object(c, j, at))
+		return;
+	check_keys(c, j, at, keys);
+	m = member(c, j, at, "type", false);
+	if (m && want_nonempty_string(c, m, path_key(field, at, "type"))) {
+		for (size_t i = 0; event_types[i]; i++)
+			if (strcmp(event_types[i], m->valuestring) == 0)
+				pm->type = event_types[i];
+		if (!pm->type)
+			problem(c, field, "unknown event type \"%s\"", m->valuestring);
+	}
+	m = member(c, j, at, "syscall", false);
+	if (m && want_nonempty_string(c, m, path_key(field, at, "syscall"))) {
+		pm->syscall = names__syscall_nr(m->valuestring);
+		if (pm->syscall < 0)
+			problem(c, field, "unknown syscall \"%s\"", m->valuestring);
+	}
+	m = member(c, j, at, "errno", false);
+	if (m && want_nonempty_string(c, m, path_key(field, at, "errno"))) {
+		pm->err = names__errno_nr(m->valuestring);
+		if (pm->err < 0)
+			problem(c, field, "unknown errno \"%s\"", m->valuestring);
+	}
+	m = member(c, j, at, "path", false);
+	if (m && want_nonempty_string(c, m, path_key(field, at, "path")))
+		pm->path = xstrdup(c, m->valuestring);
+	m = member(c, j, at, "signal", false);
+	if (m && want_nonempty_string(c, m, path_key(field, at, "signal"))) {
+		pm->signal = names__signal_nr(m->valuestring);
+		if (pm->signal <= 0)
+			problem(c, field, "unknown signal \"%s\"", m->valuestring);
+	}
+	m = member(c, j, at, "symbol", false);
+	if (m && want_nonempty_string(c, m, path_key(field, at, "symbol")))
+		pm->symbol = xstrdup(c, m->valuestring);
+	m = member(c, j, at, "exit_code", false);
+	if (m && want_uint(c, m, path_key(field, at, "exit_code"), 0, 255, &v))
+		pm->exit_code = (int)v;
+	m = member(c, j, at, "ret", false);
+	if (m && want_nonempty_string(c, m, path_key(field, at, "ret"))) {
+		const char *why = NULL;
+
+		if (predicate__parse(m->valuestring, &pm->ret, &why) || pm->ret.arg)
+			problem(c, field, "bad predicate \"%s\": %s", m->valuestring,
+				why ? why : "use ret OP N");
+		else
+			pm->has_ret = true;
+	}
+}
+
+static void parse_playbook(struct ctx *c, const cJSON *j, const char *at, struct heal_playbook *pb)
+{
+	static const char *const keys[] = { "name", "match", "action", "params", "confidence", "risk",
+					    NULL };
+	static const char *const params_keys[] = { "file", "pointer", "value", "globs", "compress",
+						   "target", "limit", NULL };
+	char field[FIELD_LEN], pf[FIELD_LEN];
+	const cJSON *m, *params;
+	uint64_t v;
+
+	pb->confidence = 0.8;
+	pb->risk = 0.3;
+	if (!want_object(c, j, at))
+		return;
+	check_keys(c, j, at, keys);
+	m = member(c, j, at, "name", true);
+	if (m && want_nonempty_string(c, m, path_key(field, at, "name")))
+		pb->name = xstrdup(c, m->valuestring);
+	m = member(c, j, at, "match", true);
+	if (m)
+		parse_pb_match(c, m, path_key(field, at, "match"), &pb->match);
+	m = member(c, j, at, "action", true);
+	if (m && want_nonempty_string(c, m, path_key(field, at, "action"))) {
+		for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+			if (strcmp(actions[i].name, m->valuestring) == 0)
+				pb->action = actions[i].action;
+		if (!pb->action)
+			problem(c, field,
+				"unknown action \"%s\": use restore_known_good, raise_nofile, cleanup, "
+				"restart_dependency, restart, json_set or llm_patch",
+				m->valuestring);
+	}
+	m = member(c, j, at, "confidence", false);
+	if (m)
+		want_fraction(c, m, path_key(field, at, "confidence"), &pb->confidence);
+	m = member(c, j, at, "risk", false);
+	if (m)
+		want_fraction(c, m, path_key(field, at, "risk"), &pb->risk);
+
+	params = member(c, j, at, "params", false);
+	path_key(pf, at, "params");
+	if (params && !want_object(c, params, pf))
+		params = NULL;
+	if (params)
+		check_keys(c, params, pf, params_keys);
+	m = params ? member(c, params, pf, "file", false) : NULL;
+	if (m && want_absolute(c, m, path_key(field, pf, "file")))
+		pb->file = xstrdup(c, m->valuestring);
+	m = params ? member(c, params, pf, "pointer", false) : NULL;
+	if (m && want_string(c, m, path_key(field, pf, "pointer"))) {
+		if (m->valuestring[0] && m->valuestring[0] != '/')
+			problem(c, field, "a JSON pointer starts with '/', got \"%s\"", m->valuestring);
+		pb->pointer = xstrdup(c, m->valuestring);
+	}
+	m = params ? member(c, params, pf, "value", false) : NULL;
+	if (m)
+		pb->value_json = cJSON_PrintUnformatted(m);
+	m = params ? member(c, params, pf, "globs", false) : NULL;
+	if (m)
+		pb->globs = parse_strv(c, m, path_key(field, pf, "globs"), NULL, true);
+	m = params ? member(c, params, pf, "compress", false) : NULL;
+	if (m)
+		want_bool(c, m, path_key(field, pf, "compress"), &pb->compress);
+	m = params ? member(c, params, pf, "target", false) : NULL;
+	if (m && want_nonempty_string(c, m, path_key(field, pf, "target")))
+		pb->dep_target = xstrdup(c, m->valuestring);
+	m = params ? member(c, params, pf, "limit", false) : NULL;
+	if (m && want_uint(c, m, path_key(field, pf, "limit"), 16, 1u << 20, &v))
+		pb->limit = v;
+
+	/* what each action cannot do without */
+	if (pb->action == HEAL_ACT_JSON_SET && (!pb->file || !pb->pointer || !pb->value_json))
+		problem(c, at, "json_set needs params.file, params.pointer and params.value");
+	if (pb->action == HEAL_ACT_LLM_PATCH && !pb->file)
+		problem(c, at, "llm_patch needs params.file");
+	if (pb->action == HEAL_ACT_RESTART_DEPENDENCY && !pb->dep_target)
+		problem(c, at, "restart_dependency needs params.target");
+	if (pb->action == HEAL_ACT_CLEANUP && !pb->globs)
+		problem(c, at, "cleanup needs params.globs");
+}
+
+static void parse_playbooks(struct ctx *c, const cJSON *j, const char *at, struct heal_target *t)
+{
+	char item[FIELD_LEN];
+	const cJSON *e;
+	size_t i = 0;
+
+	if (!want_array(c, j, at))
+		return;
+	t->playbooks = xcalloc(c, (size_t)cJSON_GetArraySize(j) + 1, sizeof(*t->playbooks));
+	if (!t->playbooks)
+		return;
+	cJSON_ArrayForEach(e, j) {
+		parse_playbook(c, e, path_index(item, at, i), &t->playbooks[i]);
+		t->n_playbooks = ++i;
+	}
+}
+
+static void heal_target_defaults(struct heal_target *t)
+{
+	t->reload.stop_timeout_ms = 5000;
+	t->verify.tries = 3;
+	t->verify.interval_ms = 500;
+	t->verify.timeout_ms = 5000;
+	t->verify.window_ms = 3000;
+	t->ready_timeout_ms = 10000;
+}
+
+static void parse_heal_target(struct ctx *c, const cJSON *j, const char *at, struct heal_target *t)
+{
+	char field[FIELD_LEN];
+	const cJSON *m;
+
+	heal_target_defaults(t);
+	m = member(c, j, at, "guardrails", false);
+	if (m) {
+		t->has_guardrails = true;
+		parse_guardrails(c, m, path_key(field, at, "guardrails"), &t->guardrails);
+	}
+	m = member(c, j, at, "reload", false);
+	if (m)
+		parse_reload(c, m, path_key(field, at, "reload"), t);
+	m = member(c, j, at, "build", false);
+	if (m)
+		t->build = parse_strv(c, m, path_key(field, at, "build"), NULL, true);
+	m = member(c, j, at, "verify", false);
+	if (m)
+		parse_verify(c, m, path_key(field, at, "verify"), t);
+	m = member(c, j, at, "ready", false);
+	if (m)
+		parse_ready(c, m, path_key(field, at, "ready"), t);
+	m = member(c, j, at, "dependencies", false);
+	if (m)
+		parse_deps(c, m, path_key(field, at, "dependencies"), t);
+	m = member(c, j, at, "cleanup", false);
+	if (m) {
+		t->cleanup = parse_strv(c, m, path_key(field, at, "cleanup"), NULL, false);
+		for (size_t i = 0; t->cleanup && t->cleanup[i]; i++)
+			if (t->cleanup[i][0] != '/')
+				problem(c, field, "globs must be absolute, got \"%s\"", t->cleanup[i]);
+	}
+	m = member(c, j, at, "playbooks", false);
+	if (m)
+		parse_playbooks(c, m, path_key(field, at, "playbooks"), t);
+}
+
+/* Names that refer to other targets can only be checked once all are parsed. */
+static void check_target_refs(struct ctx *c, const struct heal_config *cfg)
+{
+	char at[FIELD_LEN], field[FIELD_LEN], item[FIELD_LEN];
+
+	for (size_t i = 0; i < cfg->n_targets; i++) {
+		const struct heal_target *t = &cfg->targets[i];
+
+		path_index(at, "targets", i);
+		for (size_t k = 0; k < t->n_deps; k++) {
+			const struct heal_target *d = t->deps[k].target ?
+				config__target_by_name(cfg, t->deps[k].target) : NULL;
+
+			if (t->deps[k].target && !d)
+				problem(c, path_key(field, path_index(item, path_key(field, at, "dependencies"), k), "target"),
+					"no target named \"%s\"", t->deps[k].target);
+		}
+		for (size_t k = 0; k < t->n_playbooks; k++) {
+			const struct heal_playbook *pb = &t->playbooks[k];
+
+			if (pb->dep_target && !config__target_by_name(cfg, pb->dep_target))
+				problem(c, path_key(field, path_index(item, path_key(field, at, "playbooks"), k), "params"),
+					"no target named \"%s\"", pb->dep_target);
+		}
+	}
+}
+
+static void parse_limits(struct ctx *c, const cJSON *j, const char *at, struct heal_limits *l)
+{
+	static const char *const keys[] = { "heals_per_hour", "per_signature_per_hour", "backoff_ms",
+					    "backoff_max_ms", "breaker_failures", "breaker_reset_ms",
+					    NULL };
+	struct {
+		const char *key;
+		uint32_t *dst;
+		uint64_t min, max;
+	} fields[] = {
+		{ "heals_per_hour", &l->heals_per_hour, 1, 100000 },
+		{ "per_signature_per_hour", &l->per_signature_per_hour, 1, 100000 },
+		{ "backoff_ms", &l->backoff_ms, 0, 3600000 },
+		{ "backoff_max_ms", &l->backoff_max_ms, 0, 86400000 },
+		{ "breaker_failures", &l->breaker_failures, 1, 1000 },
+		{ "breaker_reset_ms", &l->breaker_reset_ms, 1000, 604800000 },
+	};
+	char field[FIELD_LEN];
+	uint64_t v;
+
+	if (!want_object(c, j, at))
+		return;
+	check_keys(c, j, at, keys);
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const cJSON *m = member(c, j, at, fields[i].key, false);
+
+		if (m && want_uint(c, m, path_key(field, at, fields[i].key), fields[i].min,
+				   fields[i].max, &v))
+			*fields[i].dst = (uint32_t)v;
+	}
+}
+
+static void parse_heal_root(struct ctx *c, const cJSON *root, struct heal_config *cfg)
+{
+	const cJSON *m;
+
+	cfg->approve_above = 0.5;
+	guardrail_defaults(&cfg->guardrails);
+	cfg->limits = (struct heal_limits){ .heals_per_hour = 30, .per_signature_per_hour = 4,
+					    .backoff_ms = 1000, .backoff_max_ms = 60000,
+					    .breaker_failures = 3, .breaker_reset_ms = 600000 };
+	m = member(c, root, "", "mode", false);
+	if (m && want_nonempty_string(c, m, "mode")) {
+		if (strcmp(m->valuestring, "auto") == 0)
+			cfg->mode = HEAL_MODE_AUTO;
+		else if (strcmp(m->valuestring, "approve") == 0)
+			cfg->mode = HEAL_MODE_APPROVE;
+		else if (strcmp(m->valuestring, "dry-run") == 0)
+			cfg->mode = HEAL_MODE_DRY_RUN;
+		else
+			problem(c, "mode", "unknown mode \"%s\": use auto, approve or dry-run",
+				m->valuestring);
+	}
+	m = member(c, root, "", "approve_above", false);
+	if (m)
+		want_fraction(c, m, "approve_above", &cfg->approve_above);
+	m = member(c, root, "", "guardrails", false);
+	if (m)
+		parse_guardrails(c, m, "guardrails", &cfg->guardrails);
+	m = member(c, root, "", "limits", false);
+	if (m)
+		parse_limits(c, m, "limits", &cfg->limits);
+	m = member(c, root, "", "llm", false);
+	if (m && want_object(c, m, "llm"))
+		cfg->llm_json = cJSON_PrintUnformatted(m);
+}
+
+const struct heal_guardrails *config__guardrails(const struct heal_config *cfg,
+						 const struct heal_target *t)
+{
+	return t && t->has_guardrails ? &t->guardrails : &cfg->guardrails;
 }
 
 /* ---- top level ------------------------------------------------------------- */
@@ -1248,7 +1809,9 @@ static void json_syntax_problem(struct ctx *c, const char *json, const char *err
 static void parse_root(struct ctx *c, const cJSON *root, struct heal_config *cfg)
 {
 	static const char *const keys[] = { "state_dir",  "targets",   "samples_per_sec",
-					    "ringbuf_kb", "rescan_ms", NULL };
+					    "ringbuf_kb", "rescan_ms", "mode",
+					    "approve_above", "guardrails", "limits",
+					    "llm",        NULL };
 	char item[FIELD_LEN];
 	const cJSON *m, *e;
 	uint64_t v;
@@ -1282,6 +1845,8 @@ static void parse_root(struct ctx *c, const cJSON *root, struct heal_config *cfg
 	if (m && want_uint(c, m, "rescan_ms", 100, 3600000, &v))
 		cfg->rescan_ms = (uint32_t)v;
 
+	parse_heal_root(c, root, cfg);
+
 	m = member(c, root, "", "targets", true);
 	if (!m || !want_array(c, m, "targets"))
 		return;
@@ -1304,6 +1869,7 @@ static void parse_root(struct ctx *c, const cJSON *root, struct heal_config *cfg
 		parse_target(c, e, path_index(item, "targets", i), cfg, i);
 		i++;
 	}
+	check_target_refs(c, cfg);
 }
 
 int config__parse(const char *json, const char *path, bool check_files, struct heal_config **out,
@@ -1417,6 +1983,13 @@ static void free_strv(char **v)
 	free(v);
 }
 
+static void free_guardrails(struct heal_guardrails *g)
+{
+	free_strv(g->allow);
+	free_strv(g->deny);
+	free_strv(g->validate);
+}
+
 void config__free(struct heal_config *cfg)
 {
 	if (!cfg)
@@ -1449,7 +2022,33 @@ void config__free(struct heal_config *cfg)
 			free(t->api[k].usdt_name);
 		}
 		free(t->api);
+		free_guardrails(&t->guardrails);
+		free_strv(t->reload.command);
+		free_strv(t->build);
+		free_strv(t->verify.command);
+		free(t->ready_tcp);
+		for (size_t k = 0; t->deps && k < t->n_deps; k++) {
+			free(t->deps[k].target);
+			free(t->deps[k].addr);
+		}
+		free(t->deps);
+		free_strv(t->cleanup);
+		for (size_t k = 0; t->playbooks && k < t->n_playbooks; k++) {
+			struct heal_playbook *pb = &t->playbooks[k];
+
+			free(pb->name);
+			free(pb->match.path);
+			free(pb->match.symbol);
+			free(pb->file);
+			free(pb->pointer);
+			free(pb->value_json);
+			free_strv(pb->globs);
+			free(pb->dep_target);
+		}
+		free(t->playbooks);
 	}
+	free_guardrails(&cfg->guardrails);
+	free(cfg->llm_json);
 	free(cfg->targets);
 	free(cfg->state_dir);
 	free(cfg->path);

@@ -53,6 +53,7 @@ static __always_inline void dump_user_state(struct heal_rec_crash *rec)
 	rec->regs[14] = BPF_CORE_READ(regs, r14);
 	rec->regs[15] = BPF_CORE_READ(regs, r15);
 	rec->regs[16] = BPF_CORE_READ(regs, ip);
+	rec->start_code = BPF_CORE_READ(bpf_get_current_task_btf(), mm, start_code);
 	sp = rec->regs[7];
 	rec->stack_dump_addr = sp;
 	rec->pad = 0;

@@ -221,7 +221,7 @@ static void crash_run(void *arg)
 	dwarf = calloc(HEAL_STACK_MAX, sizeof(*dwarf));
 	if (!dwarf)
 		return;
-	n = symbolizer__unwind(j->d->sym, &j->rec, dwarf, HEAL_STACK_MAX);
+	n = symbolizer__unwind(j->d->sym, &j->rec, j->exe, dwarf, HEAL_STACK_MAX);
 	if (n > 0 && count_named(dwarf, n) > count_named(j->syms, j->nframes)) {
 		memcpy(j->syms, dwarf, (size_t)n * sizeof(*dwarf));
 		j->nframes = n;

@@ -40,7 +40,7 @@
 #define SYM_PROC_MAPS_MAX 512          /* executable mappings kept per process */
 #define SYM_MAPS_BYTES (16u << 20)     /* all snapshots together, paths included */
 #define SYM_REG_RIP 16                 /* x86-64 DWARF number of the ip in heal_rec_crash.regs */
-#define SYM_NEEDED_DIRS 8              /* directories searched for libraries mapped after a snapshot */
+#define SYM_NEEDED_DIRS 16             /* directories searched for libraries mapped after a snapshot */
 
 struct index_entry {
 	unsigned char build_id[HEAL_BUILD_ID_LEN]; /* zero-padded, as the kernel reports it */
@@ -915,57 +915,75 @@ static void index_library(struct symbolizer *s, const struct lib_dirs *d, const 
 	}
 }
 
-/*
- * The exec-time snapshot holds the binary and ld.so only, and heald may never
- * have seen the libraries mapped after it: index the DT_NEEDED libraries of
- * the snapshot's files, looked up next to them (libc sits next to ld.so), so
- * a build id from the crash record can be found as a file.
- */
-static void index_needed(struct symbolizer *s, const struct proc_maps *p)
+/* The DT_NEEDED libraries of one ELF file, indexed from the first directory that holds each. */
+static void index_needed_of(struct symbolizer *s, const char *path, const struct lib_dirs *dirs,
+			    const struct proc_maps *p)
 {
+	Elf_Scn *scn = NULL;
+	Elf *elf;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	while (elf && (scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr shdr;
+		Elf_Data *data;
+
+		if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_DYNAMIC || !shdr.sh_entsize)
+			continue;
+		data = elf_getdata(scn, NULL);
+		for (size_t k = 0; data && k < shdr.sh_size / shdr.sh_entsize; k++) {
+			GElf_Dyn dyn;
+			const char *name;
+
+			if (!gelf_getdyn(data, (int)k, &dyn) || dyn.d_tag == DT_NULL)
+				break;
+			if (dyn.d_tag != DT_NEEDED)
+				continue;
+			name = elf_strptr(elf, shdr.sh_link, dyn.d_un.d_val);
+			/* Mapped ones were indexed by add_pid already. */
+			if (name && name[0] && !strchr(name, '/') && !mapped_name(p, name))
+				index_library(s, dirs, name);
+		}
+	}
+	elf_end(elf);
+	close(fd);
+}
+
+/*
+ * The exec-time snapshot holds the binary and ld.so only (and a process that
+ * crashed at once has none), so heald may never have seen the libraries
+ * mapped later: index the DT_NEEDED libraries of the snapshot's files and of
+ * the binary, looked up next to them (libc sits next to ld.so) and in the
+ * usual system directories, so a build id from the crash record can be found
+ * as a file.
+ */
+static void index_needed(struct symbolizer *s, const struct proc_maps *p, const char *exe)
+{
+	static const char *const system_dirs[] = { "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+						   "/lib64", "/usr/lib64", "/lib", "/usr/lib" };
 	struct lib_dirs dirs;
 
 	lib_dirs_fill(&dirs, p);
+	for (size_t k = 0; k < sizeof(system_dirs) / sizeof(system_dirs[0]) && dirs.n < SYM_NEEDED_DIRS;
+	     k++) {
+		dirs.dir[dirs.n] = system_dirs[k];
+		dirs.len[dirs.n++] = strlen(system_dirs[k]);
+	}
 	for (unsigned int i = 0; i < p->n; i++) {
-		Elf_Scn *scn = NULL;
-		Elf *elf;
-		int fd;
-
 		if (i > 0 && strcmp(p->maps[i].path, p->maps[i - 1].path) == 0)
 			continue;
-		fd = open(p->maps[i].path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-		while (elf && (scn = elf_nextscn(elf, scn))) {
-			GElf_Shdr shdr;
-			Elf_Data *data;
-
-			if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_DYNAMIC || !shdr.sh_entsize)
-				continue;
-			data = elf_getdata(scn, NULL);
-			for (size_t k = 0; data && k < shdr.sh_size / shdr.sh_entsize; k++) {
-				GElf_Dyn dyn;
-				const char *name;
-
-				if (!gelf_getdyn(data, (int)k, &dyn) || dyn.d_tag == DT_NULL)
-					break;
-				if (dyn.d_tag != DT_NEEDED)
-					continue;
-				name = elf_strptr(elf, shdr.sh_link, dyn.d_un.d_val);
-				/* Mapped ones were indexed by add_pid already. */
-				if (name && name[0] && !strchr(name, '/') && !mapped_name(p, name))
-					index_library(s, &dirs, name);
-			}
-		}
-		elf_end(elf);
-		close(fd);
+		index_needed_of(s, p->maps[i].path, &dirs, p);
 	}
+	if (exe && exe[0])
+		index_needed_of(s, exe, &dirs, p);
 }
 
 /* Report every mapped file of the snapshot; returns how many modules were reported. */
 static int report_snapshot(struct symbolizer *s, Dwfl *dwfl, const struct proc_maps *p,
-			   const struct heal_rec_crash *rec)
+			   const char *exe, const struct heal_rec_crash *rec)
 {
 	const struct heal_frame *f0 = first_frame(rec);
 	int n = 0;
@@ -988,12 +1006,53 @@ static int report_snapshot(struct symbolizer *s, Dwfl *dwfl, const struct proc_m
 	if (!f0 || proc_map_at(p, rec->regs[SYM_REG_RIP]))
 		return n;
 	if (report_file(s, dwfl, NULL, f0->build_id, f0->offset_or_ip, 1, rec->regs[SYM_REG_RIP]) != 0) {
-		index_needed(s, p);
+		index_needed(s, p, exe);
 		if (report_file(s, dwfl, NULL, f0->build_id, f0->offset_or_ip, 1,
 				rec->regs[SYM_REG_RIP]) != 0)
 			return n;
 	}
 	return n + 1;
+}
+
+/* File offset of the main binary's first executable segment: the kernel's start_code is its address. */
+static int exe_text_offset(const char *path, uint64_t *off)
+{
+	uint64_t best_vaddr = UINT64_MAX;
+	size_t phnum;
+	Elf *elf;
+	int fd, err = -ENOENT;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (elf && elf_getphdrnum(elf, &phnum) == 0) {
+		for (size_t i = 0; i < phnum; i++) {
+			GElf_Phdr mem, *ph = gelf_getphdr(elf, (int)i, &mem);
+
+			if (ph && ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && ph->p_vaddr < best_vaddr) {
+				best_vaddr = ph->p_vaddr;
+				*off = ph->p_offset;
+				err = 0;
+			}
+		}
+	}
+	elf_end(elf);
+	close(fd);
+	return err;
+}
+
+/* Place the main binary from start_code unless the snapshot already maps something there. */
+static int report_exe(struct symbolizer *s, Dwfl *dwfl, const struct proc_maps *p, const char *exe,
+		      const struct heal_rec_crash *rec)
+{
+	uint64_t off = 0;
+
+	if (!exe || !exe[0] || !rec->start_code || proc_map_at(p, rec->start_code))
+		return -ENOENT;
+	if (exe_text_offset(exe, &off))
+		return -ENOENT;
+	return report_file(s, dwfl, exe, NULL, off, 1, rec->start_code);
 }
 
 /* A snapshot from before an exec or of a reused pid: another file is mapped at the faulting ip. */
@@ -1114,22 +1173,25 @@ static const Dwfl_Thread_Callbacks unwind_thread_callbacks = {
 	.set_initial_registers = unwind_set_initial_registers,
 };
 
-int symbolizer__unwind(struct symbolizer *s, const struct heal_rec_crash *rec, struct heal_sym *out,
-		       int max)
+int symbolizer__unwind(struct symbolizer *s, const struct heal_rec_crash *rec, const char *exe,
+		       struct heal_sym *out, int max)
 {
 	struct unwind_ctx u = { .s = s, .rec = rec, .out = out, .max = max };
-	struct proc_maps *p;
+	struct proc_maps none = { 0 }, *p;
 	Dwfl *dwfl;
-	int err;
+	int err, placed;
 
 	if (!s || !rec || !out || max <= 0)
 		return -EINVAL;
 	p = proc_find(s, (pid_t)rec->hdr.tgid);
-	if (!p)
-		return -ENOENT;
-	p->last_used = ++s->tick;
-	if (snapshot_stale(p, rec))
-		return -ESTALE;
+	if (p) {
+		p->last_used = ++s->tick;
+		if (snapshot_stale(p, rec))
+			return -ESTALE;
+	} else {
+		/* crashed before its map could be read: the record still places the binary and frame 0 */
+		p = &none;
+	}
 	u.tid = rec->hdr.tid > 0 ? (pid_t)rec->hdr.tid : (pid_t)rec->hdr.tgid;
 
 	dwfl = dwfl_begin(&unwind_callbacks);
@@ -1137,8 +1199,10 @@ int symbolizer__unwind(struct symbolizer *s, const struct heal_rec_crash *rec, s
 		return -ENOMEM;
 	u.dwfl = dwfl;
 	dwfl_report_begin(dwfl);
-	if (report_snapshot(s, dwfl, p, rec) == 0) {
-		err = -ENOEXEC; /* none of its files is readable any more */
+	placed = report_snapshot(s, dwfl, p, exe, rec);
+	placed += report_exe(s, dwfl, p, exe, rec) == 0;
+	if (placed == 0) {
+		err = p == &none ? -ENOENT : -ENOEXEC; /* none of its files is readable any more */
 		goto cleanup;
 	}
 	if (dwfl_report_end(dwfl, NULL, NULL) != 0 ||

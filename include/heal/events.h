@@ -97,6 +97,7 @@ struct heal_rec_crash {
 	 */
 	__u64 regs[HEAL_REGS_N];
 	__u64 stack_dump_addr; /* user address of stack_dump[0] (the sp) */
+	__u64 start_code;      /* mm->start_code: places the main binary when no memory map was kept */
 	__u32 stack_dump_len;
 	__u32 pad;
 	__u8 stack_dump[HEAL_STACK_DUMP];

@@ -46,10 +46,12 @@ int symbolizer__resolve(struct symbolizer *s, const struct heal_frame *frame, in
  * addresses come from the memory map remembered by symbolizer__add_pid() for
  * rec->hdr.tgid (the process is usually gone by now). Fills up to max frames
  * (frame 0 is the faulting ip), each resolved like symbolizer__resolve().
- * Returns the number of frames, or -ENOENT when no memory map is known for
- * the process, other -errno on failure.
+ * exe (may be NULL): the process's binary, placed by rec->start_code when the
+ * remembered map lacks it (a process that crashed before it could be read).
+ * Returns the number of frames, -ENOENT when nothing places any module, other
+ * -errno on failure.
  */
-int symbolizer__unwind(struct symbolizer *s, const struct heal_rec_crash *rec, struct heal_sym *out,
-		       int max);
+int symbolizer__unwind(struct symbolizer *s, const struct heal_rec_crash *rec, const char *exe,
+		       struct heal_sym *out, int max);
 
 #endif /* HEAL_SYMBOLIZE_H */

@@ -648,17 +648,17 @@ static void test_unwind_qsort(void **state)
 	assert_non_null(syms);
 	assert_int_equal(symbolizer__add_pid(s, getpid()), 0);
 	capture_in_qsort();
-	n = symbolizer__unwind(s, &g_rec, syms, HEAL_STACK_MAX);
+	n = symbolizer__unwind(s, &g_rec, NULL, syms, HEAL_STACK_MAX);
 	assert_qsort_stack(syms, n, __func__);
 
 	/* max is respected: the same first frames, no more. */
-	assert_int_equal(symbolizer__unwind(s, &g_rec, few, 2), 2);
+	assert_int_equal(symbolizer__unwind(s, &g_rec, NULL, few, 2), 2);
 	assert_string_equal(few[0].func, syms[0].func);
 	assert_int_equal(few[1].addr, syms[1].addr);
 
 	/* Re-adding the pid replaces its snapshot: still the same answer. */
 	assert_int_equal(symbolizer__add_pid(s, getpid()), 0);
-	assert_int_equal(symbolizer__unwind(s, &g_rec, syms, HEAL_STACK_MAX), n);
+	assert_int_equal(symbolizer__unwind(s, &g_rec, NULL, syms, HEAL_STACK_MAX), n);
 	free(syms);
 	symbolizer__free(s);
 }
@@ -671,18 +671,18 @@ static void test_unwind_bad_args(void **state)
 
 	assert_non_null(s);
 	assert_non_null(rec);
-	assert_int_equal(symbolizer__unwind(NULL, rec, &sym, 1), -EINVAL);
-	assert_int_equal(symbolizer__unwind(s, NULL, &sym, 1), -EINVAL);
-	assert_int_equal(symbolizer__unwind(s, rec, NULL, 1), -EINVAL);
-	assert_int_equal(symbolizer__unwind(s, rec, &sym, 0), -EINVAL);
+	assert_int_equal(symbolizer__unwind(NULL, rec, NULL, &sym, 1), -EINVAL);
+	assert_int_equal(symbolizer__unwind(s, NULL, NULL, &sym, 1), -EINVAL);
+	assert_int_equal(symbolizer__unwind(s, rec, NULL, NULL, 1), -EINVAL);
+	assert_int_equal(symbolizer__unwind(s, rec, NULL, &sym, 0), -EINVAL);
 
 	/* No snapshot for the pid (nor for pid 0, which marks free slots inside). */
-	assert_int_equal(symbolizer__unwind(s, rec, &sym, 1), -ENOENT);
+	assert_int_equal(symbolizer__unwind(s, rec, NULL, &sym, 1), -ENOENT);
 	rec->hdr.tgid = (uint32_t)getpid();
-	assert_int_equal(symbolizer__unwind(s, rec, &sym, 1), -ENOENT);
+	assert_int_equal(symbolizer__unwind(s, rec, NULL, &sym, 1), -ENOENT);
 	assert_int_equal(symbolizer__add_pid(s, getpid()), 0);
 	rec->hdr.tgid = INT_MAX;
-	assert_int_equal(symbolizer__unwind(s, rec, &sym, 1), -ENOENT);
+	assert_int_equal(symbolizer__unwind(s, rec, NULL, &sym, 1), -ENOENT);
 	free(rec);
 	symbolizer__free(s);
 }
@@ -699,7 +699,7 @@ static void test_unwind_stale(void **state)
 	g_rec.stack_bytes = sizeof(g_rec.frames[0]);
 	g_rec.frames[0].status = 1;
 	memset(g_rec.frames[0].build_id, 0xab, HEAL_BUILD_ID_LEN);
-	assert_int_equal(symbolizer__unwind(s, &g_rec, syms, 4), -ESTALE);
+	assert_int_equal(symbolizer__unwind(s, &g_rec, NULL, syms, 4), -ESTALE);
 	symbolizer__free(s);
 }
 
@@ -737,12 +737,12 @@ static void test_unwind_after_exit(void **state)
 	close(pipefd[1]); /* the child exits */
 	assert_int_equal(waitid(P_PID, (id_t)child, &info, WEXITED | WNOWAIT), 0);
 	assert_int_equal(symbolizer__add_pid(s, child), 0); /* a zombie: nothing mapped */
-	n = symbolizer__unwind(s, &g_rec, syms, HEAL_STACK_MAX);
+	n = symbolizer__unwind(s, &g_rec, NULL, syms, HEAL_STACK_MAX);
 	assert_qsort_stack(syms, n, __func__);
 
 	assert_int_equal(waitpid(child, &status, 0), child);
 	assert_int_equal(symbolizer__add_pid(s, child), -ESRCH);
-	assert_int_equal(symbolizer__unwind(s, &g_rec, syms, HEAL_STACK_MAX), n);
+	assert_int_equal(symbolizer__unwind(s, &g_rec, NULL, syms, HEAL_STACK_MAX), n);
 	free(syms);
 	symbolizer__free(s);
 }
@@ -800,7 +800,7 @@ static void test_unwind_libc_after_snapshot(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	assert_int_equal(g_rec.frames[0].status, 1);
 
-	n = symbolizer__unwind(s, &g_rec, syms, HEAL_STACK_MAX);
+	n = symbolizer__unwind(s, &g_rec, NULL, syms, HEAL_STACK_MAX);
 	assert_true(n >= 3);
 	assert_non_null(strstr(syms[0].module, "libc"));
 	assert_int_equal(syms[0].addr, g_rec.regs[16]);

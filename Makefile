@@ -13,7 +13,7 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 PKGS := libbpf libelf libdw zlib libcjson libcurl libmicrohttpd
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
+CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Wshadow -Wformat=2 \
 	  -Wmissing-prototypes -Wstrict-prototypes -fno-omit-frame-pointer \
 	  -MMD -MP -I include -I $(OUTPUT) \
 	  -DHEAL_VERSION='"$(VERSION)"' -DHEAL_GIT_REV='"$(GIT_REV)"' \
@@ -45,17 +45,17 @@ SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
 # Daemon modules: every user/*.c but the entry point.
 LIB_SRCS := $(filter-out user/heald.c,$(wildcard user/*.c))
 LIB_OBJS := $(patsubst user/%.c,$(OBJDIR)/user/%.o,$(LIB_SRCS))
-TOOLS := failgen $(if $(wildcard tools/shop.c),shop) $(if $(wildcard tools/payments.c),payments)
+TOOLS := failgen healctl $(if $(wildcard tools/shop.c),shop) $(if $(wildcard tools/payments.c),payments)
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 E2E_TESTS := $(patsubst tests/e2e/%.c,%,$(wildcard tests/e2e/test_*.c))
 
 .DELETE_ON_ERROR:
 .PHONY: all clean test test-unit test-e2e test-san demo deps install uninstall vmlinux format lint check
 
-all: $(BIN)/heald $(addprefix $(BIN)/,$(TOOLS)) heald failgen
+all: $(BIN)/heald $(addprefix $(BIN)/,$(TOOLS)) heald failgen healctl
 
 # Convenience links at the top level for people.
-heald failgen: %: $(BIN)/%
+heald failgen healctl: %: $(BIN)/%
 	$(Q)ln -sf $< $@
 
 $(OUTPUT) $(OBJDIR)/user $(OBJDIR)/tools $(OBJDIR)/tests $(BIN):
@@ -109,6 +109,10 @@ $(BIN)/failgen: $(OBJDIR)/tools/failgen.o | $(BIN)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@
 
+$(BIN)/healctl: $(OBJDIR)/tools/healctl.o $(LIB_OBJS) | $(BIN)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 # The demo shop: a libmicrohttpd service and the payments process it depends on.
 $(BIN)/shop: $(OBJDIR)/tools/shop.o | $(BIN)
 	$(call msg,LINK,$@)
@@ -153,6 +157,7 @@ vmlinux:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)/etc/heal
 	install -m 0755 $(BIN)/heald $(DESTDIR)$(PREFIX)/sbin/heald
+	install -m 0755 $(BIN)/healctl $(DESTDIR)$(PREFIX)/sbin/healctl
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/heal/README.md
 	sed 's|@PREFIX@|$(PREFIX)|g' packaging/heald.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/heald.service
 	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/heald.service
@@ -170,7 +175,7 @@ lint:
 
 clean:
 	$(call msg,CLEAN)
-	$(Q)rm -rf $(OUTPUT) heald failgen
+	$(Q)rm -rf $(OUTPUT) heald failgen healctl
 
 -include $(wildcard $(OBJDIR)/*/*.d)
 

@@ -19,6 +19,7 @@ cat > "$dir/heal.json" <<JSON
 {
   "state_dir": "$dir/state",
   "samples_per_sec": 3,
+  "mode": "observe",
   "targets": [
     { "name": "config-reader", "exec": ["$FAILGEN", "--delay-ms", "500", "missing-file", "--path", "/etc/shop/missing.json"],
       "detect": { "syscalls": [ { "syscall": ["openat"], "errno": ["ENOENT"] } ] } },

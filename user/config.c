@@ -1462,7 +1462,9 @@ const char *config__action_name(enum heal_action a)
 
 const char *config__mode_name(enum heal_mode m)
 {
-	return m == HEAL_MODE_APPROVE ? "approve" : m == HEAL_MODE_DRY_RUN ? "dry-run" : "auto";
+	return m == HEAL_MODE_APPROVE ? "approve" :
+	       m == HEAL_MODE_DRY_RUN ? "dry-run" :
+	       m == HEAL_MODE_OBSERVE ? "observe" : "auto";
 }
 
 static const char *const event_types[] = { "SYSCALL_FAILURE", "API_FAILURE", "CRASH",
@@ -1751,8 +1753,10 @@ static void parse_heal_root(struct ctx *c, const cJSON *root, struct heal_config
 			cfg->mode = HEAL_MODE_APPROVE;
 		else if (strcmp(m->valuestring, "dry-run") == 0)
 			cfg->mode = HEAL_MODE_DRY_RUN;
+		else if (strcmp(m->valuestring, "observe") == 0)
+			cfg->mode = HEAL_MODE_OBSERVE;
 		else
-			problem(c, "mode", "unknown mode \"%s\": use auto, approve or dry-run",
+			problem(c, "mode", "unknown mode \"%s\": use auto, approve, dry-run or observe",
 				m->valuestring);
 	}
 	m = member(c, root, "", "approve_above", false);

@@ -17,6 +17,8 @@
 #include "heal/bus.h"
 #include "heal/config.h"
 #include "heal/detect.h"
+#include "heal/healer.h"
+#include "heal/journal.h"
 #include "heal/log.h"
 #include "heal/probe.h"
 #include "heal/targets.h"
@@ -25,19 +27,23 @@
 
 #define TICK_MS 250
 #define WORKER_QUEUE 1024
+#define JOURNAL_QUEUE 8192
 
 static const char usage[] =
 	"Usage: heald [OPTIONS]\n"
 	"\n"
-	"The heal host agent: watches programs from the kernel with BPF and reports\n"
-	"their failures (failed syscalls, failed API returns, crashes, failing exits,\n"
-	"OOM kills).\n"
+	"The heal host agent: watches programs from the kernel with BPF, sees them\n"
+	"fail (failed syscalls, failed API returns, crashes, failing exits, OOM kills),\n"
+	"finds the cause, patches config under guardrails, reloads, verifies, and\n"
+	"rolls back a fix that does not hold. Every step goes to the journal in the\n"
+	"state directory.\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE        run with this config (default /etc/heal/heal.json)\n"
 	"      --check-config FILE  validate FILE and exit: 0 when valid, else 2 and one\n"
 	"                           'file: field: reason' line per problem\n"
 	"  -w, --watch              print every event as one JSON line on stdout\n"
+	"  -n, --dry-run            diagnose and plan every heal, change nothing\n"
 	"  -v, --verbose            more logging on stderr (-vv: libbpf's own messages too)\n"
 	"  -V, --version            print the version and exit\n"
 	"  -h, --help               print this help and exit\n"
@@ -54,6 +60,10 @@ struct heald {
 	struct heal_config *cfg;
 	struct bus *bus;
 	struct worker *worker;
+	struct worker *jworker; /* the journal's own thread: its fsyncs never hold up the loop */
+	struct journal *journal;
+	struct healer *healer;
+	unsigned long long journal_dropped;
 	struct detect *detect;
 	struct probe *probe;
 	struct targets *targets;
@@ -63,7 +73,7 @@ struct heald {
 	int stop;
 };
 
-static void print_event(const struct heal_event *ev, void *ctx)
+static void print_event(struct heal_event *ev, void *ctx)
 {
 	char *s = event__to_json(ev);
 
@@ -76,11 +86,55 @@ static void print_event(const struct heal_event *ev, void *ctx)
 	free(s);
 }
 
-static void log_event(const struct heal_event *ev, void *ctx)
+static void log_event(struct heal_event *ev, void *ctx)
 {
 	(void)ctx;
 	/* without --watch (as a service) the journal is where events show until healing lands */
 	log_warn("%s %s", ev->type, ev->key);
+}
+
+struct journal_job {
+	struct journal *j;
+	int sync;
+	char line[];
+};
+
+static void journal_run(void *arg)
+{
+	struct journal_job *jj = arg;
+	int e = journal__append(jj->j, jj->line, jj->sync);
+
+	if (e)
+		log_error("journal: cannot append: %s", strerror(-e));
+}
+
+static void journal_done(void *arg)
+{
+	free(arg);
+}
+
+/* Every event into the journal; heal steps are fsync'd, failure samples are not. */
+static void journal_event(struct heal_event *ev, void *ctx)
+{
+	struct heald *h = ctx;
+	struct journal_job *jj;
+	char *s = event__to_json(ev);
+	size_t len;
+
+	if (!s)
+		return;
+	len = strlen(s);
+	jj = malloc(sizeof(*jj) + len + 1);
+	if (jj) {
+		jj->j = h->journal;
+		jj->sync = ev->trace_id[0] != 0;
+		memcpy(jj->line, s, len + 1);
+		if (worker__submit(h->jworker, journal_run, journal_done, jj)) {
+			free(jj);
+			h->journal_dropped++;
+		}
+	}
+	free(s);
 }
 
 static void on_record(void *ctx, const void *rec, size_t len)
@@ -165,7 +219,8 @@ static int setup_loop(struct heald *h)
 	if (timerfd_settime(h->timerfd, 0, &its, NULL))
 		return -errno;
 	if ((err = epoll_add(h->epfd, h->sigfd)) || (err = epoll_add(h->epfd, h->timerfd)) ||
-	    (err = epoll_add(h->epfd, worker__fd(h->worker))))
+	    (err = epoll_add(h->epfd, worker__fd(h->worker))) ||
+	    (err = epoll_add(h->epfd, worker__fd(h->jworker))))
 		return err;
 	return 0;
 }
@@ -190,6 +245,8 @@ static void handle_tick(struct heald *h)
 		return;
 	h->ticks += n;
 	detect__tick(h->detect);
+	targets__tick(h->targets);
+	healer__tick(h->healer);
 	if ((h->ticks * TICK_MS) % (h->cfg->rescan_ms ? h->cfg->rescan_ms : 2000) < TICK_MS)
 		targets__rescan(h->targets);
 }
@@ -219,6 +276,8 @@ static int run(struct heald *h)
 				handle_tick(h);
 			else if (fd == worker__fd(h->worker))
 				worker__dispatch(h->worker);
+			else if (fd == worker__fd(h->jworker))
+				worker__dispatch(h->jworker);
 		}
 	}
 	/* last records and the worker's completions still go out */
@@ -232,8 +291,12 @@ static void heald_cleanup(struct heald *h)
 		targets__signal_children(h->targets, SIGTERM);
 		targets__reap(h->targets);
 	}
-	/* the worker first: its completions publish through detect and the bus */
+	/* the worker first: its completions publish through detect, the healer and the bus */
 	worker__free(h->worker);
+	healer__free(h->healer);
+	/* then the journal's thread, which writes what they published */
+	worker__free(h->jworker);
+	journal__close(h->journal);
 	probe__free(h->probe);
 	targets__free(h->targets);
 	detect__free(h->detect);
@@ -253,6 +316,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", required_argument, NULL, 'C' },
 		{ "watch", no_argument, NULL, 'w' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -261,12 +325,12 @@ int main(int argc, char **argv)
 	struct heal_config_errors errs = { 0 };
 	const char *config_path = "/etc/heal/heal.json", *why;
 	struct heald h = { .epfd = -1, .sigfd = -1, .timerfd = -1 };
-	int verbose = 0, c, err, rc = 1;
+	int verbose = 0, dry_run = 0, c, err, rc = 1;
 	sigset_t mask;
 	char msg[512];
 	size_t i;
 
-	while ((c = getopt_long(argc, argv, "c:wvVh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:wnvVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config_path = optarg;
@@ -275,6 +339,9 @@ int main(int argc, char **argv)
 			return check_config(optarg);
 		case 'w':
 			h.watch = 1;
+			break;
+		case 'n':
+			dry_run = 1;
 			break;
 		case 'v':
 			verbose++;
@@ -316,6 +383,8 @@ int main(int argc, char **argv)
 		config_errors__free(&errs);
 		return 2;
 	}
+	if (dry_run)
+		h.cfg->mode = HEAL_MODE_DRY_RUN;
 	why = preflight();
 	if (why) {
 		log_error("%s", why);
@@ -328,11 +397,17 @@ int main(int argc, char **argv)
 
 	h.bus = bus__new();
 	h.worker = worker__new(WORKER_QUEUE);
-	if (!h.bus || !h.worker || !(h.detect = detect__new(h.cfg, h.bus, h.worker))) {
+	h.jworker = worker__new(JOURNAL_QUEUE);
+	if (!h.bus || !h.worker || !h.jworker || !(h.detect = detect__new(h.cfg, h.bus, h.worker))) {
 		log_error("out of memory");
 		goto cleanup;
 	}
-	bus__subscribe(h.bus, NULL, h.watch ? print_event : log_event, NULL);
+	snprintf(msg, sizeof(msg), "%s/journal", h.cfg->state_dir);
+	if ((err = journal__open(msg, NULL, &h.journal))) {
+		log_error("cannot open the journal in %s: %s%s", msg, strerror(-err),
+			  err == -EBUSY ? " (another heald uses this state_dir)" : "");
+		goto cleanup;
+	}
 	if ((err = setup_loop(&h))) {
 		log_error("cannot set up the event loop: %s", strerror(-err));
 		goto cleanup;
@@ -348,12 +423,25 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	detect__attach(h.detect, h.probe, h.targets);
+	h.healer = healer__new(h.cfg, h.bus, h.worker, h.targets, msg, sizeof(msg));
+	if (!h.healer) {
+		log_error("%s", msg);
+		goto cleanup;
+	}
+	targets__on_restart(h.targets, healer__on_restart, h.healer);
+	/* order matters: the healer stamps trace ids before the journal and the output see events */
+	bus__subscribe(h.bus, NULL, healer__on_event, h.healer);
+	bus__subscribe(h.bus, NULL, journal_event, &h);
+	bus__subscribe(h.bus, NULL, h.watch ? print_event : log_event, NULL);
+	/* a heal cut off by a crash of the previous heald is rolled back before anything starts */
+	healer__recover(h.healer);
 	msg[0] = 0;
 	if ((err = targets__start(h.targets, msg, sizeof(msg)))) {
 		log_error("%s", msg[0] ? msg : strerror(-err));
 		goto cleanup;
 	}
-	log_info("heald %s watching %zu target(s)", HEAL_VERSION, h.cfg->n_targets);
+	log_info("heald %s watching %zu target(s), mode %s", HEAL_VERSION, h.cfg->n_targets,
+		 config__mode_name(h.cfg->mode));
 	err = run(&h);
 	if (err) {
 		log_error("event loop failed: %s", strerror(-err));

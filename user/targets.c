@@ -465,23 +465,20 @@ int targets__reap(struct targets *ts)
 {
 	int status, reaped = 0;
 	size_t i;
-	pid_t pid;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+	/* only our targets: other children (commands on the worker) are waited for by their runner */
+	for (i = 0; i < ts->cfg->n_targets && i < CHILD_MAX; i++) {
+		struct child *c = &ts->children[i];
+
+		if (c->pid <= 0 || waitpid(c->pid, &status, WNOHANG) != c->pid)
+			continue;
 		reaped++;
-		for (i = 0; i < ts->cfg->n_targets && i < CHILD_MAX; i++) {
-			struct child *c = &ts->children[i];
-
-			if (c->pid != pid)
-				continue;
-			log_info("target %s: pid %d ended (status 0x%x)", ts->cfg->targets[i].name, pid,
-				 status);
-			c->pid = 0;
-			c->last_status = status;
-			if (c->restarting)
-				restart_done(ts, &ts->cfg->targets[i], c);
-			break;
-		}
+		log_info("target %s: pid %d ended (status 0x%x)", ts->cfg->targets[i].name, c->pid,
+			 status);
+		c->pid = 0;
+		c->last_status = status;
+		if (c->restarting)
+			restart_done(ts, &ts->cfg->targets[i], c);
 	}
 	return reaped;
 }

@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "heal/util.h"
@@ -90,4 +94,92 @@ cleanup:
 	free(buf);
 	close(fd);
 	return err;
+}
+
+long long util__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int util__run(char *const argv[], unsigned timeout_ms, char *out, size_t outlen)
+{
+	long long deadline = util__now_ms() + timeout_ms;
+	int pipefd[2], status = 0, timed_out = 0;
+	size_t used = 0;
+	char sink[512];
+	pid_t pid;
+
+	if (outlen)
+		out[0] = 0;
+	if (pipe2(pipefd, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		int e = -errno;
+
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return e;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		int devnull = open("/dev/null", O_RDONLY);
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setpgid(0, 0);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		dup2(pipefd[1], 1);
+		dup2(pipefd[1], 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	for (;;) {
+		long long left = deadline - util__now_ms();
+		struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
+		ssize_t n;
+
+		if (left <= 0) {
+			timed_out = 1;
+			break;
+		}
+		if (poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) <= 0)
+			continue;
+		if (used + 1 < outlen)
+			n = read(pipefd[0], out + used, outlen - used - 1);
+		else
+			n = read(pipefd[0], sink, sizeof(sink)); /* keep draining: the child must not block */
+		if (n <= 0)
+			break;
+		if (used + 1 < outlen) {
+			used += (size_t)n;
+			out[used] = 0;
+		}
+	}
+	close(pipefd[0]);
+	if (timed_out) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+	}
+	/* output closed: the command is done or has closed its output; wait for it within the budget */
+	while (!timed_out) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return status;
+		if (util__now_ms() >= deadline) {
+			timed_out = 1;
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			break;
+		}
+		usleep(5000);
+	}
+	waitpid(pid, &status, 0);
+	return -ETIMEDOUT;
 }

@@ -55,6 +55,7 @@ enum heal_mode {
 	HEAL_MODE_AUTO = 0, /* heal without asking */
 	HEAL_MODE_APPROVE,  /* plans riskier than approve_above wait for a person */
 	HEAL_MODE_DRY_RUN,  /* diagnose and plan, change nothing */
+	HEAL_MODE_OBSERVE,  /* detect and report only: no traces */
 };
 
 struct heal_guardrails {

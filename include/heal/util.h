@@ -13,4 +13,14 @@ int util__mkdir_p(const char *path, mode_t mode);
 /* Read a whole small file (<= max bytes) into a NUL-terminated malloc'd buffer. 0 or -errno. */
 int util__read_file(const char *path, size_t max, char **out, size_t *len);
 
+/*
+ * Run argv (no shell) with stdin from /dev/null, stdout+stderr captured into
+ * out (truncated to outlen - 1, NUL-terminated), killed (whole process group)
+ * after timeout_ms. Blocks: call it from a worker thread. Returns the wait(2)
+ * status, or -ETIMEDOUT, or -errno when it could not run.
+ */
+int util__run(char *const argv[], unsigned timeout_ms, char *out, size_t outlen);
+/* Milliseconds of CLOCK_MONOTONIC. */
+long long util__now_ms(void);
+
 #endif /* HEAL_UTIL_H */

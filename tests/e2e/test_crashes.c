@@ -48,7 +48,7 @@ static void test_segfault(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"orders\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"orders\","
 		" \"exec\": [\"@FAILGEN@\", \"segfault\"], \"detect\": {\"crashes\": true, \"exits\": true}}]}"),
 		"heald starts"))
 		goto out;
@@ -96,7 +96,7 @@ static void test_abort(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"returns\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"returns\","
 		" \"exec\": [\"@FAILGEN@\", \"abort\"], \"detect\": {\"crashes\": true}}]}"),
 		"heald starts"))
 		goto out;
@@ -126,7 +126,7 @@ static void test_exit3(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"batch\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"batch\","
 		" \"exec\": [\"@FAILGEN@\", \"exit3\"], \"detect\": {\"exits\": true, \"crashes\": true}}]}"),
 		"heald starts"))
 		goto out;
@@ -159,7 +159,7 @@ static void test_oom(void)
 		return;
 	}
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"hog\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"hog\","
 		" \"exec\": [\"@FAILGEN@\", \"oom\"], \"detect\": {\"oom\": true, \"exits\": true}}]}"),
 		"heald starts"))
 		goto out;
@@ -194,7 +194,7 @@ static void test_api_uprobe_and_usdt(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"shop\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"shop\","
 		" \"exec\": [\"@FAILGEN@\", \"--delay-ms\", \"100\", \"api\", \"--arg\", \"/returns/1001\", \"--count\", \"3\"],"
 		" \"detect\": {\"api\": ["
 		"  {\"binary\": \"@FAILGEN@\", \"symbol\": \"failgen_handle_request\", \"fail_when\": \"ret >= 500\","
@@ -236,7 +236,7 @@ static void test_drops_reported(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"ringbuf_kb\": 64, \"samples_per_sec\": 100000, \"targets\": [{\"name\": \"flood\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"ringbuf_kb\": 64, \"samples_per_sec\": 100000, \"targets\": [{\"name\": \"flood\","
 		" \"exec\": [\"@FAILGEN@\", \"--delay-ms\", \"100\", \"storm\", \"--count\", \"300000\"],"
 		" \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"ENOENT\"}]}}]}"),
 		"heald starts"))

@@ -43,7 +43,7 @@ static void test_missing_file(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"shop\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"shop\","
 		" \"exec\": [\"@FAILGEN@\", \"missing-file\", \"--path\", \"/tmp/heal-failgen-missing/shop.json\"],"
 		" \"detect\": {\"syscalls\": [{\"syscall\": [\"openat\", \"connect\"], \"errno\": [\"ENOENT\", \"ECONNREFUSED\"]}]}}]}"),
 		"heald starts"))
@@ -79,7 +79,7 @@ static void test_refused_connect(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"payments-client\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"payments-client\","
 		" \"exec\": [\"@FAILGEN@\", \"refused-connect\"],"
 		" \"detect\": {\"syscalls\": [{\"syscall\": \"connect\", \"errno\": \"ECONNREFUSED\"}]}}]}"),
 		"heald starts"))
@@ -112,7 +112,7 @@ static void test_emfile(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"leaky\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"leaky\","
 		" \"exec\": [\"@FAILGEN@\", \"emfile\"],"
 		" \"detect\": {\"syscalls\": [{\"syscall\": \"*\", \"errno\": \"EMFILE\"}]}}]}"),
 		"heald starts"))
@@ -139,7 +139,7 @@ static void test_enospc(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"spooler\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"spooler\","
 		" \"exec\": [\"@FAILGEN@\", \"enospc\"],"
 		" \"detect\": {\"syscalls\": [{\"syscall\": [\"write\", \"openat\"], \"errno\": [\"ENOSPC\"]}]}}]}"),
 		"heald starts"))
@@ -173,7 +173,7 @@ static void test_storm(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"samples_per_sec\": 10, \"targets\": [{\"name\": \"storm\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"samples_per_sec\": 10, \"targets\": [{\"name\": \"storm\","
 		" \"exec\": [\"@FAILGEN@\", \"storm\", \"--count\", \"1000000\"],"
 		" \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"ENOENT\"}]}}]}"),
 		"heald starts"))
@@ -213,7 +213,7 @@ static void test_unwatched(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"healthy\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"healthy\","
 		" \"exec\": [\"@FAILGEN@\", \"ok\", \"--count\", \"100\"],"
 		" \"detect\": {\"syscalls\": [{\"syscall\": \"*\", \"errno\": [\"EMFILE\", \"ENOSPC\", \"EBADF\", \"EACCES\"]},"
 		" {\"syscall\": [\"openat\", \"newfstatat\"], \"errno\": \"*\"}], \"crashes\": true, \"exits\": true}}]}"),
@@ -241,7 +241,7 @@ static void test_fork_and_exec(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": ["
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": ["
 		"{\"name\": \"forker\", \"exec\": [\"@FAILGEN@\", \"fork-missing-file\", \"--path\", \"/tmp/heal-failgen-missing/fork\"],"
 		" \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"ENOENT\"}]}},"
 		"{\"name\": \"execer\", \"exec\": [\"@FAILGEN@\", \"exec-missing-file\", \"--path\", \"/tmp/heal-failgen-missing/exec\"],"
@@ -281,7 +281,7 @@ static void test_match_exe(void)
 	if (!h_need_bpf())
 		return;
 	snprintf(cfg, sizeof(cfg),
-		 "{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"matched\","
+		 "{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"matched\","
 		 " \"match\": {\"exe\": \"%s\"},"
 		 " \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"ENOENT\"}]}}]}",
 		 h_bin("failgen"));
@@ -316,7 +316,7 @@ static void test_match_running(void)
 		_exit(127);
 	}
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"running\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"running\","
 		" \"match\": {\"comm\": \"failgen\"},"
 		" \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"ENOENT\"}]}}]}"),
 		"heald starts"))
@@ -363,7 +363,7 @@ static void test_match_pid_file_and_cgroup(void)
 	fprintf(f, "%d\n", (int)a);
 	fclose(f);
 	snprintf(cfg, sizeof(cfg),
-		 "{\"state_dir\": \"@STATE@\", \"rescan_ms\": 200, \"targets\": ["
+		 "{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"rescan_ms\": 200, \"targets\": ["
 		 "{\"name\": \"bypid\", \"match\": {\"pid_file\": \"%s\"},"
 		 " \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"ENOENT\"}]}},"
 		 "{\"name\": \"bycg\", \"match\": {\"cgroup\": \"%s\"},"
@@ -410,7 +410,7 @@ static void test_exec_user_cwd(void)
 	if (!h_need_bpf())
 		return;
 	if (!ASSERT_TRUE(h_heald_start(&h,
-		"{\"state_dir\": \"@STATE@\", \"targets\": [{\"name\": \"app\","
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": [{\"name\": \"app\","
 		" \"exec\": [\"@FAILGEN@\", \"missing-file\", \"--path\", \"heal-app.json\"],"
 		" \"cwd\": \"/root\", \"user\": \"nobody\", \"env\": {\"APP_MODE\": \"test\"},"
 		" \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"*\"}]}}]}"),

@@ -12,6 +12,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "harness.h"
 
@@ -520,4 +523,86 @@ double h_num(const cJSON *ev, const char *field)
 	const cJSON *v = p ? cJSON_GetObjectItem(p, field) : NULL;
 
 	return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+int h_http(int port, const char *method, const char *path, const char *body)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct timeval tv = { .tv_sec = 5 };
+	char req[4096], resp[256];
+	int fd, status = -1;
+	ssize_t n;
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	snprintf(req, sizeof(req),
+		 "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+		 "Content-Length: %zu\r\n\r\n%s",
+		 method, path, body ? strlen(body) : 0, body ? body : "");
+	if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+		n = read(fd, resp, sizeof(resp) - 1);
+		if (n > 12) {
+			resp[n] = 0;
+			status = atoi(resp + 9);
+		}
+	}
+	close(fd);
+	return status;
+}
+
+int h_free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+char *h_read(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)(n > 0 ? n : 0) + 1);
+	if (buf && n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	if (buf)
+		buf[n > 0 ? n : 0] = 0;
+	if (len)
+		*len = (size_t)(n > 0 ? n : 0);
+	fclose(f);
+	return buf;
+}
+
+bool h_write(const char *path, const char *content)
+{
+	FILE *f = fopen(path, "wb");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fputs(content, f) >= 0;
+	return fclose(f) == 0 && ok;
 }

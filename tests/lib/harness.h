@@ -125,6 +125,15 @@ char *h_target_log(struct h_heald *h, const char *target);
 /* Run argv, capture stdout+stderr (malloc'd, NUL-terminated); returns wait status. */
 int h_run(char *const argv[], char **output);
 
+/* One HTTP/1.0 request to 127.0.0.1:port; returns the status, or -1 when it could not connect. */
+int h_http(int port, const char *method, const char *path, const char *body);
+/* A free TCP port on 127.0.0.1 (bound and released). */
+int h_free_port(void);
+/* Read a whole file (malloc'd, NUL-terminated); NULL if missing. */
+char *h_read(const char *path, size_t *len);
+/* Write a whole file. */
+bool h_write(const char *path, const char *content);
+
 /* payload helpers */
 const char *h_str(const cJSON *ev, const char *field);
 double h_num(const cJSON *ev, const char *field);

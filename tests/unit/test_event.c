@@ -91,7 +91,7 @@ static void test_syscall_key(void **state)
 
 static int seen_all, seen_crash;
 
-static void count_all(const struct heal_event *ev, void *ctx)
+static void count_all(struct heal_event *ev, void *ctx)
 {
 	(void)ev;
 	(*(int *)ctx)++;

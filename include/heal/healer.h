@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The healing loop. One trace per open failure signature (event key):
+ * DETECTED -> RCA_READY -> PATCH_REQUESTED -> PATCH_READY ->
+ * (APPROVAL_REQUIRED) -> PATCH_APPLIED | PATCH_BLOCKED -> RELOAD_DONE ->
+ * VERIFY_PASS | VERIFY_FAIL -> (ROLLBACK_DONE) -> HEALED | HEAL_FAILED |
+ * ESCALATED. Every step is an event on the bus carrying the trace_id.
+ * Runs on heald's main loop; disk, commands and LLM calls go to the worker.
+ */
+#ifndef HEAL_HEALER_H
+#define HEAL_HEALER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "heal/bus.h"
+#include "heal/config.h"
+#include "heal/targets.h"
+#include "heal/worker.h"
+
+struct healer;
+
+/* Counters for status and metrics. */
+struct healer_stats {
+	unsigned open_traces;
+	unsigned long long healed, failed, escalated, blocked, rolled_back;
+	unsigned long long suppressed; /* failures not healed: breaker open, rate limit, backoff */
+	unsigned long long repeats;    /* failures folded into an open trace */
+};
+
+/* cfg, bus, worker and targets outlive the healer. err: a sentence on failure. */
+struct healer *healer__new(const struct heal_config *cfg, struct bus *bus, struct worker *w,
+			   struct targets *ts, char *err, size_t errlen);
+void healer__free(struct healer *h);
+
+/*
+ * Finish what a previous heald left: every heal cut off between its patch
+ * and its verdict is rolled back byte for byte (ROLLBACK_DONE, HEAL_FAILED),
+ * outcomes are remembered, and the allowlisted files get their first
+ * known-good snapshots. Call once at start, before targets start.
+ */
+int healer__recover(struct healer *h);
+
+/* Bus subscriber for every event; subscribe it first: it stamps trace ids. */
+void healer__on_event(struct heal_event *ev, void *ctx);
+/* Timers: verify windows, backoff, approvals from healctl. Call from the loop's tick. */
+void healer__tick(struct healer *h);
+/* targets' restart callback. */
+void healer__on_restart(void *ctx, uint32_t target_id, int pid_or_err);
+/* A person's decision on a trace waiting for approval. 0, -ENOENT, -EINVAL (not waiting). */
+int healer__decide(struct healer *h, const char *trace_id, bool approve, const char *who);
+void healer__stats(const struct healer *h, struct healer_stats *st);
+
+#endif /* HEAL_HEALER_H */

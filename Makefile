@@ -122,7 +122,7 @@ $(BIN)/payments: $(OBJDIR)/tools/payments.o | $(BIN)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -lmicrohttpd -lcjson -o $@
 
-$(BIN)/test_%: $(OBJDIR)/tests/test_%.o $(LIB_OBJS) $(OBJDIR)/tests/harness.o | $(BIN)
+$(BIN)/test_%: $(OBJDIR)/tests/test_%.o $(LIB_OBJS) $(OBJDIR)/tests/harness.o $(OBJDIR)/tests/shopenv.o | $(BIN)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 

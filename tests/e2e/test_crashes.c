@@ -200,11 +200,19 @@ static void test_api_uprobe_and_usdt(void)
 		"  {\"binary\": \"@FAILGEN@\", \"symbol\": \"failgen_handle_request\", \"fail_when\": \"ret >= 500\","
 		"   \"capture_arg\": {\"index\": 2, \"type\": \"string\"}},"
 		"  {\"binary\": \"@FAILGEN@\", \"symbol\": \"failgen_handle_request\", \"fail_when\": \"ret == 200\"},"
+		"  {\"binary\": \"@FAILGEN@\", \"symbol\": \"failgen_handle_request\", \"fail_when\": \"ret != 0\","
+		"   \"ret_type\": \"long\", \"capture_arg\": {\"index\": 1, \"type\": \"int\"}},"
 		"  {\"binary\": \"@FAILGEN@\", \"usdt\": {\"provider\": \"failgen\", \"name\": \"request_failed\"},"
 		"   \"fail_when\": \"arg1 >= 500\", \"capture_arg\": {\"index\": 2, \"type\": \"string\"}}]}}]}"),
 		"heald starts"))
 		goto out;
-	ev = h_heald_wait(&h, "API_FAILURE", "shop:API_FAILURE:failgen_handle_request", WAIT_MS);
+	h_heald_wait(&h, "API_FAILURE", "shop:API_FAILURE:failgen_handle_request", WAIT_MS);
+	h_heald_drain(&h, 300);
+	/* two rules watch this symbol (one signature): take the ">= 500" rule's event */
+	ev = NULL;
+	for (size_t i = 0; i < h.n_events && !ev; i++)
+		if (h_str(h.events[i], "fail_when") && !strcmp(h_str(h.events[i], "fail_when"), "ret >= 500"))
+			ev = h.events[i];
 	if (ASSERT_OK_PTR(ev, "uretprobe API_FAILURE")) {
 		ASSERT_STREQ(h_str(ev, "symbol"), "failgen_handle_request", "symbol");
 		ASSERT_EQ(h_num(ev, "ret"), 500, "ret");
@@ -220,8 +228,18 @@ static void test_api_uprobe_and_usdt(void)
 		ASSERT_STREQ(h_str(ev, "arg"), "/returns/1001", "captured USDT argument");
 	}
 	h_heald_wait(&h, "NEVER", NULL, 500);
-	/* 3 calls, each failing: 3 uretprobe and 3 USDT events; the "ret == 200" rule never held */
-	ASSERT_EQ(h_heald_count(&h, "API_FAILURE"), 6, "one event per failing call per rule");
+	/* 3 calls, each failing: 3 + 3 uretprobe and 3 USDT events; the "ret == 200" rule never held */
+	ASSERT_EQ(h_heald_count(&h, "API_FAILURE"), 9, "one event per failing call per rule");
+	{
+		size_t i;
+		int ints = 0;
+
+		for (i = 0; i < h.n_events; i++)
+			if (cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(h.events[i], "payload"), "arg")) &&
+			    h_num(h.events[i], "arg") == 1)
+				ints++;
+		ASSERT_EQ(ints, 3, "integer argument captured (method 1)");
+	}
 out:
 	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
 	h_heald_free(&h);

@@ -425,8 +425,42 @@ out:
 	h_heald_free(&h);
 }
 
+/* threshold/window_ms: nothing until the N-th failure within the window; counts stay exact. */
+static void test_threshold(void)
+{
+	struct h_heald h;
+	const cJSON *ev, *c;
+
+	if (!h_need_bpf())
+		return;
+	if (!ASSERT_TRUE(h_heald_start(&h,
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"targets\": ["
+		"{\"name\": \"few\", \"exec\": [\"@FAILGEN@\", \"missing-file\", \"--count\", \"4\"],"
+		" \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"ENOENT\", \"threshold\": 5, \"window_ms\": 5000}]}},"
+		"{\"name\": \"many\", \"exec\": [\"@FAILGEN@\", \"--delay-ms\", \"100\", \"missing-file\", \"--count\", \"7\"],"
+		" \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"ENOENT\", \"threshold\": 5, \"window_ms\": 5000}]}}]}"),
+		"heald starts"))
+		goto out;
+	ev = h_heald_wait(&h, "SYSCALL_FAILURE", NULL, WAIT_MS);
+	if (ASSERT_OK_PTR(ev, "a sample once the threshold is reached")) {
+		ASSERT_STREQ(h_str(ev, "target"), "many", "only the target that reached it");
+		ASSERT_EQ(h_num(ev, "count"), 5, "the first sample is the 5th failure");
+	}
+	h_heald_wait(&h, "SYSCALL_COUNTS", "many:SYSCALL_COUNTS", WAIT_MS);
+	ev = h_heald_wait(&h, "SYSCALL_COUNTS", "few:SYSCALL_COUNTS", WAIT_MS);
+	if (ASSERT_OK_PTR(ev, "counts of the target below the threshold")) {
+		c = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "payload"), "counts"), 0);
+		ASSERT_EQ(cJSON_GetNumberValue(cJSON_GetObjectItem(c, "count")), 4, "counted exactly");
+	}
+	ASSERT_EQ(h_heald_count(&h, "SYSCALL_FAILURE"), 3, "samples: failures 5, 6 and 7 of many");
+out:
+	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
+	h_heald_free(&h);
+}
+
 int main(void)
 {
+	h_subtest("threshold_window", test_threshold);
 	h_subtest("match_pid_file_and_cgroup", test_match_pid_file_and_cgroup);
 	h_subtest("exec_user_cwd_env", test_exec_user_cwd);
 	h_subtest("missing_file", test_missing_file);

@@ -28,6 +28,7 @@
 #define TICK_MS 250
 #define WORKER_QUEUE 1024
 #define JOURNAL_QUEUE 8192
+#define JOURNAL_LOCK_WAIT_MS 3000
 
 static const char usage[] =
 	"Usage: heald [OPTIONS]\n"
@@ -135,6 +136,22 @@ static void journal_event(struct heal_event *ev, void *ctx)
 		}
 	}
 	free(s);
+}
+
+/*
+ * Open the journal, and so lock the state dir. A heald that was just killed
+ * (SIGKILL, OOM, a restart by systemd) may hold the lock for a moment after it
+ * is gone: the kernel releases a dead process's files asynchronously. Wait for
+ * that rather than fail; a heald that really runs keeps it and we give up.
+ */
+static int open_journal(const char *dir, struct journal **j)
+{
+	long long deadline = util__now_ms() + JOURNAL_LOCK_WAIT_MS;
+	int err;
+
+	while ((err = journal__open(dir, NULL, j)) == -EBUSY && util__now_ms() < deadline)
+		usleep(50000);
+	return err;
 }
 
 static void on_record(void *ctx, const void *rec, size_t len)
@@ -403,7 +420,7 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	snprintf(msg, sizeof(msg), "%s/journal", h.cfg->state_dir);
-	if ((err = journal__open(msg, NULL, &h.journal))) {
+	if ((err = open_journal(msg, &h.journal))) {
 		log_error("cannot open the journal in %s: %s%s", msg, strerror(-err),
 			  err == -EBUSY ? " (another heald uses this state_dir)" : "");
 		goto cleanup;

@@ -590,6 +590,154 @@ static int build_restore(struct job *j)
 	return 0;
 }
 
+/* ---- json_set in place: the file keeps its layout, the diff shows the one value ---- */
+
+static const char *json_ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* End of the JSON string starting at p (on its quote), or NULL. */
+static const char *json_skip_string(const char *p, const char *e)
+{
+	for (p++; p < e; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p + 1;
+	}
+	return NULL;
+}
+
+/* End of the JSON value starting at p, or NULL (the text has been parsed once already). */
+static const char *json_skip_value(const char *p, const char *e)
+{
+	int depth = 0;
+
+	if (p >= e)
+		return NULL;
+	if (*p != '{' && *p != '[') {
+		if (*p == '"')
+			return json_skip_string(p, e);
+		while (p < e && !strchr(",}] \t\r\n", *p))
+			p++;
+		return p;
+	}
+	for (; p < e; p++) {
+		if (*p == '"') {
+			p = json_skip_string(p, e);
+			if (!p)
+				return NULL;
+			p--;
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+		} else if ((*p == '}' || *p == ']') && --depth == 0) {
+			return p + 1;
+		}
+	}
+	return NULL;
+}
+
+/* Where the value at pointer is in text: [*vs, *ve). -ENOENT when it does not exist yet. */
+static int json_locate(const char *text, size_t len, const char *pointer, const char **vs,
+		       const char **ve)
+{
+	const char *e = text + len, *p = json_ws(text, e), *tok = pointer;
+
+	while (*tok == '/') {
+		char name[256];
+		size_t o = 0;
+
+		/* the next reference token, unescaped (~1 is '/', ~0 is '~') */
+		for (tok++; *tok && *tok != '/' && o + 1 < sizeof(name); tok++) {
+			if (tok[0] == '~' && (tok[1] == '0' || tok[1] == '1'))
+				name[o++] = *++tok == '1' ? '/' : '~';
+			else
+				name[o++] = *tok;
+		}
+		if (*tok && *tok != '/')
+			return -ENOENT; /* a name too long to hold: let the caller print the file anew */
+		name[o] = 0;
+		if (p < e && *p == '{') {
+			const char *k, *ke;
+			bool hit = false;
+
+			for (p = json_ws(p + 1, e); p < e && *p == '"'; p = json_ws(p + 1, e)) {
+				k = p;
+				ke = json_skip_string(k, e);
+				if (!ke)
+					return -EINVAL;
+				/* keys with escapes are compared as written: no match, the caller falls back */
+				hit = (size_t)(ke - k - 2) == strlen(name) && !memchr(k, '\\', (size_t)(ke - k)) &&
+				      memcmp(k + 1, name, strlen(name)) == 0;
+				p = json_ws(ke, e);
+				if (p >= e || *p != ':')
+					return -EINVAL;
+				p = json_ws(p + 1, e);
+				if (hit)
+					break;
+				if (!(p = json_skip_value(p, e)))
+					return -EINVAL;
+				p = json_ws(p, e);
+				if (p >= e || *p != ',')
+					break;
+			}
+			if (!hit)
+				return -ENOENT;
+		} else if (p < e && *p == '[') {
+			char *end;
+			long idx = strtol(name, &end, 10);
+
+			if (*end || idx < 0)
+				return -ENOENT;
+			for (p = json_ws(p + 1, e); idx > 0 && p < e && *p != ']'; idx--) {
+				if (!(p = json_skip_value(p, e)))
+					return -EINVAL;
+				p = json_ws(p, e);
+				if (p >= e || *p != ',')
+					return -ENOENT;
+				p = json_ws(p + 1, e);
+			}
+			if (p >= e || *p == ']')
+				return -ENOENT;
+		} else {
+			return -ENOENT;
+		}
+	}
+	*vs = p;
+	*ve = json_skip_value(p, e);
+	return *ve ? 0 : -EINVAL;
+}
+
+/*
+ * The file with only the value at pointer replaced by value, when that gives
+ * exactly the document `want`; NULL otherwise (the caller prints want whole).
+ */
+static char *json_splice(const char *text, size_t len, const char *pointer, const cJSON *value,
+			 const cJSON *want)
+{
+	const char *vs, *ve;
+	char *v, *out = NULL;
+	cJSON *check;
+
+	if (json_locate(text, len, pointer, &vs, &ve))
+		return NULL;
+	v = cJSON_PrintUnformatted(value);
+	if (!v || asprintf(&out, "%.*s%s%.*s", (int)(vs - text), text, v,
+			   (int)(text + len - ve), ve) < 0)
+		out = NULL;
+	free(v);
+	check = out ? cJSON_Parse(out) : NULL;
+	if (!check || !cJSON_Compare(check, want, 1)) {
+		free(out);
+		out = NULL;
+	}
+	cJSON_Delete(check);
+	return out;
+}
+
 static int build_json_set(struct job *j)
 {
 	const struct heal_playbook *pb = j->plan.pb;
@@ -604,11 +752,11 @@ static int build_json_set(struct job *j)
 		return e;
 	}
 	root = cJSON_ParseWithLength(cur, len);
-	free(cur);
 	value = cJSON_Parse(pb->value_json);
 	if (!root || !value) {
 		cJSON_Delete(root);
 		cJSON_Delete(value);
+		free(cur);
 		snprintf(j->error, sizeof(j->error), "%s is not valid JSON", pb->file);
 		return -EINVAL;
 	}
@@ -616,9 +764,17 @@ static int build_json_set(struct job *j)
 	if (e) {
 		cJSON_Delete(value);
 		cJSON_Delete(root);
+		free(cur);
 		snprintf(j->error, sizeof(j->error), "cannot set %s in %s: %s", pb->pointer, pb->file,
 			 strerror(-e));
 		return e;
+	}
+	/* an existing value is replaced where it stands; anything else prints the file anew */
+	out = json_splice(cur, len, pb->pointer, value, root);
+	free(cur);
+	if (out) {
+		cJSON_Delete(root);
+		return add_file_change(&j->patch, pb->file, out, strlen(out));
 	}
 	out = cJSON_Print(root);
 	cJSON_Delete(root);
@@ -1159,6 +1315,17 @@ static void next_plan(struct healer *h, struct trace *tr)
 	}
 }
 
+/* The failure killed the supervised main process: gone, or going (a core dump can take long). */
+static bool main_process_died(struct healer *h, const struct trace *tr)
+{
+	const cJSON *pid = cJSON_GetObjectItem(tr->failure, "pid");
+	pid_t main_pid = targets__main_pid(h->targets, tr->t->id);
+
+	return (!strcmp(tr->type, "CRASH") || !strcmp(tr->type, "OOM_KILL") ||
+		!strcmp(tr->type, "EXIT_FAILURE")) &&
+	       main_pid > 0 && cJSON_IsNumber(pid) && (pid_t)pid->valuedouble == main_pid;
+}
+
 static void reload(struct healer *h, struct trace *tr)
 {
 	const struct heal_target *t = tr->t;
@@ -1167,8 +1334,10 @@ static void reload(struct healer *h, struct trace *tr)
 	int e;
 
 	tr->st = T_RELOADING;
-	/* a supervised target that is not running (it crashed) is started, whatever the config says */
-	if (t->exec && (t->reload.restart || targets__main_pid(h->targets, t->id) == 0)) {
+	/* a supervised target that is not running (it crashed) is started, whatever the config
+	 * says; one whose death is not reaped yet is waited for first (a signal would go nowhere) */
+	if (t->exec && (t->reload.restart || targets__main_pid(h->targets, t->id) == 0 ||
+			main_process_died(h, tr))) {
 		tr->busy = true; /* before asking: a stopped target restarts and calls back at once */
 		e = targets__restart(h->targets, t->id, t->reload.stop_timeout_ms);
 		if (e == 0)
@@ -1447,6 +1616,7 @@ static void open_trace(struct healer *h, struct heal_event *ev, const struct hea
 
 	if (sig->escalated && now - sig->escalated_ms < (long long)h->cfg->limits.breaker_reset_ms) {
 		h->stats.suppressed++; /* the breaker is open: a person has it */
+		sig->escalated_ms = now; /* and the healthy period that closes it starts over */
 		return;
 	}
 	if (sig->escalated) {

@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,104 @@ exec_child(const struct heal_target *t, int gate, int logfd, const struct passwd
 	_exit(127);
 }
 
+/*
+ * STATE_DIR/run/NAME.pid holds "PID STARTTIME" of a supervised target's main
+ * process, so a heald that starts after one that died without cleaning up
+ * (SIGKILL, OOM) finds the orphan that still holds the target's port.
+ */
+static void pid_file(const struct targets *ts, const struct heal_target *t, char *out, size_t len)
+{
+	snprintf(out, len, "%s/run/%s.pid", ts->cfg->state_dir, t->name);
+}
+
+/* Start time of pid (clock ticks since boot, field 22 of /proc/PID/stat); 0 when gone. */
+static unsigned long long proc_start_time(pid_t pid)
+{
+	char path[64], *buf = NULL, *p;
+	unsigned long long v = 0;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (util__read_file(path, 4096, &buf, NULL))
+		return 0;
+	/* the comm field may hold spaces and parentheses: count from its closing one */
+	p = strrchr(buf, ')');
+	for (i = 3; p && i <= 22; i++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		v = strtoull(p + 1, NULL, 10);
+	free(buf);
+	return v;
+}
+
+static void record_pid(const struct targets *ts, const struct heal_target *t, pid_t pid)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/run", ts->cfg->state_dir);
+	if (util__mkdir_p(dir, 0700))
+		return;
+	pid_file(ts, t, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	dprintf(fd, "%d %llu\n", pid, proc_start_time(pid));
+	close(fd);
+}
+
+/* pid is still the process recorded: same start time, running t's binary. */
+static bool same_process(const struct heal_target *t, pid_t pid, unsigned long long start)
+{
+	char exe[PATH_MAX], want[PATH_MAX];
+	const char *deleted = " (deleted)";
+	size_t n, dl = strlen(deleted);
+
+	if (proc_start_time(pid) != start || read_exe((uint32_t)pid, exe, sizeof(exe)))
+		return false; /* gone, reused, or a zombie (no exe) */
+	if (!realpath(t->exec_path, want))
+		snprintf(want, sizeof(want), "%s", t->exec_path);
+	/* the binary may have been replaced since it started */
+	n = strlen(exe);
+	if (n > dl && strcmp(exe + n - dl, deleted) == 0)
+		exe[n - dl] = 0;
+	return strcmp(exe, want) == 0;
+}
+
+/* Stop what a previous heald started for t and left running (blocks up to the stop timeout). */
+static void stop_previous(const struct targets *ts, const struct heal_target *t)
+{
+	char path[PATH_MAX], *buf = NULL;
+	unsigned long long start = 0;
+	long deadline;
+	int pid = 0;
+
+	pid_file(ts, t, path, sizeof(path));
+	if (util__read_file(path, 64, &buf, NULL))
+		return;
+	if (sscanf(buf, "%d %llu", &pid, &start) != 2 || pid <= 1 || !start ||
+	    !same_process(t, pid, start))
+		goto out;
+	log_warn("target %s: pid %d, started by a previous heald, still runs: stopping it", t->name,
+		 pid);
+	/* its whole session, as a restart would */
+	kill(-pid, SIGTERM);
+	kill(pid, SIGTERM);
+	deadline = mono_ms() + (long)t->reload.stop_timeout_ms;
+	while (same_process(t, pid, start) && mono_ms() < deadline)
+		usleep(20000);
+	if (same_process(t, pid, start)) {
+		log_warn("target %s: pid %d did not stop in time, sending SIGKILL", t->name, pid);
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		deadline = mono_ms() + 1000;
+		while (same_process(t, pid, start) && mono_ms() < deadline)
+			usleep(20000);
+	}
+out:
+	free(buf);
+}
+
 static int start_one(struct targets *ts, const struct heal_target *t, char *err, size_t errlen)
 {
 	const struct passwd *pw = NULL;
@@ -259,6 +358,7 @@ static int start_one(struct targets *ts, const struct heal_target *t, char *err,
 		e = -errno;
 		goto cleanup;
 	}
+	record_pid(ts, t, pid);
 	log_info("started target %s: pid %d (%s)", t->name, pid, t->exec[0]);
 cleanup:
 	if (gate[0] >= 0)
@@ -279,6 +379,7 @@ int targets__start(struct targets *ts, char *err, size_t errlen)
 
 		if (!t->exec)
 			continue;
+		stop_previous(ts, t);
 		e = start_one(ts, t, err, errlen);
 		if (e)
 			return e;

@@ -32,7 +32,9 @@ struct targets *targets__new(const struct heal_config *cfg, struct probe *probe,
 void targets__free(struct targets *ts);
 /*
  * Start every exec target (each is watched before its first instruction) and
- * look for matched ones. Returns 0, or -errno with a sentence in err.
+ * look for matched ones. A target's process that a previous heald started and
+ * left running (it was killed: STATE_DIR/run/NAME.pid) is stopped first.
+ * Returns 0, or -errno with a sentence in err.
  */
 int targets__start(struct targets *ts, char *err, size_t errlen);
 /* Look for new processes of matched targets. Returns how many joined. */

@@ -73,8 +73,12 @@ bool h_need_bpf(void)
 
 void h_subtest(const char *name, h_test_fn fn)
 {
+	const char *only = getenv("HEAL_ONLY");
 	struct timespec a, b;
 
+	/* HEAL_ONLY=name runs that subtest alone (the others are not counted) */
+	if (only && only[0] && strcmp(only, name))
+		return;
 	cur_name = name;
 	cur_failed = 0;
 	cur_skipped = 0;
@@ -229,35 +233,17 @@ static void dump_errlog(const struct h_heald *h)
 	fclose(f);
 }
 
-bool h_heald_start(struct h_heald *h, const char *config_json)
+static bool pump(struct h_heald *h, int ms);
+
+/* Start heald --watch on h->config, stderr to h->errlog; true once it says it is watching. */
+static bool spawn_heald(struct h_heald *h, int errlog_flags)
 {
-	char state[PATH_MAX + 8], *a, *b;
 	int pipefd[2], errfd;
 	long deadline;
-	FILE *f;
-
-	memset(h, 0, sizeof(*h));
-	h->pid = -1;
-	h->out_fd = -1;
-	snprintf(h->dir, sizeof(h->dir), "%s", h_tmpdir());
-	snprintf(h->config, sizeof(h->config), "%s/heal.json", h->dir);
-	snprintf(h->errlog, sizeof(h->errlog), "%s/heald.err", h->dir);
-	snprintf(state, sizeof(state), "%s/state", h->dir);
-	a = replace_all(config_json, "@STATE@", state);
-	b = a ? replace_all(a, "@FAILGEN@", h_bin("failgen")) : NULL;
-	free(a);
-	f = b ? fopen(h->config, "w") : NULL;
-	if (!f) {
-		free(b);
-		return false;
-	}
-	fputs(b, f);
-	fclose(f);
-	free(b);
 
 	if (pipe2(pipefd, O_CLOEXEC))
 		return false;
-	errfd = open(h->errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	errfd = open(h->errlog, O_WRONLY | O_CREAT | O_CLOEXEC | errlog_flags, 0600);
 	h->pid = fork();
 	if (h->pid == 0) {
 		dup2(pipefd[1], 1);
@@ -284,6 +270,63 @@ bool h_heald_start(struct h_heald *h, const char *config_json)
 	}
 	dump_errlog(h);
 	return false;
+}
+
+bool h_heald_start(struct h_heald *h, const char *config_json)
+{
+	char state[PATH_MAX + 8], *a, *b;
+	FILE *f;
+
+	memset(h, 0, sizeof(*h));
+	h->pid = -1;
+	h->out_fd = -1;
+	snprintf(h->dir, sizeof(h->dir), "%s", h_tmpdir());
+	snprintf(h->config, sizeof(h->config), "%s/heal.json", h->dir);
+	snprintf(h->errlog, sizeof(h->errlog), "%s/heald.err", h->dir);
+	snprintf(state, sizeof(state), "%s/state", h->dir);
+	a = replace_all(config_json, "@STATE@", state);
+	b = a ? replace_all(a, "@FAILGEN@", h_bin("failgen")) : NULL;
+	free(a);
+	f = b ? fopen(h->config, "w") : NULL;
+	if (!f) {
+		free(b);
+		return false;
+	}
+	fputs(b, f);
+	fclose(f);
+	free(b);
+	return spawn_heald(h, O_TRUNC);
+}
+
+void h_heald_kill(struct h_heald *h)
+{
+	if (h->pid <= 0)
+		return;
+	kill(h->pid, SIGKILL);
+	waitpid(h->pid, NULL, 0);
+	h->pid = -1;
+	/* what it printed before it died, up to the end of its output */
+	h_heald_drain(h, 1000);
+}
+
+bool h_heald_restart(struct h_heald *h)
+{
+	char old[PATH_MAX + 32];
+	size_t i;
+
+	if (h->pid > 0)
+		return false;
+	if (h->out_fd >= 0)
+		close(h->out_fd);
+	h->out_fd = -1;
+	for (i = 0; i < h->n_events; i++)
+		cJSON_Delete(h->events[i]);
+	h->n_events = 0;
+	h->buf_len = 0;
+	/* keep the previous run's log next to the new one */
+	snprintf(old, sizeof(old), "%s.1", h->errlog);
+	rename(h->errlog, old);
+	return spawn_heald(h, O_TRUNC);
 }
 
 static void push_event(struct h_heald *h, const char *line)
@@ -574,24 +617,39 @@ int h_free_port(void)
 
 char *h_read(const char *path, size_t *len)
 {
+	size_t used = 0, cap = 4096;
+	char *buf = malloc(cap), *nb;
 	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
+	size_t n;
 
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)(n > 0 ? n : 0) + 1);
-	if (buf && n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+	/* read to the end: /proc files report a size of 0 */
+	if (!f || !buf) {
+		if (f)
+			fclose(f);
 		free(buf);
-		buf = NULL;
+		return NULL;
 	}
-	if (buf)
-		buf[n > 0 ? n : 0] = 0;
+	while ((n = fread(buf + used, 1, cap - used - 1, f)) > 0) {
+		used += n;
+		if (cap - used < 2) {
+			nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	if (ferror(f)) {
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	buf[used] = 0;
 	if (len)
-		*len = (size_t)(n > 0 ? n : 0);
+		*len = used;
 	fclose(f);
 	return buf;
 }

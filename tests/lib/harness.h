@@ -73,7 +73,7 @@ void h_fail(const char *file, int line, const char *name, const char *fmt, ...)
 
 /* ---- subtests ---- */
 typedef void (*h_test_fn)(void);
-/* Run fn as subtest name (its asserts and skips count towards it). */
+/* Run fn as subtest name (its asserts and skips count towards it); HEAL_ONLY=name runs only that one. */
 void h_subtest(const char *name, h_test_fn fn);
 /* Skip the current subtest with a reason; under HEAL_REQUIRE_BPF=1 a BPF skip fails. */
 void h_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -108,6 +108,14 @@ struct h_heald {
  * returns once heald says it is watching (or false on timeout/exit).
  */
 bool h_heald_start(struct h_heald *h, const char *config_json);
+/* SIGKILL heald the way a crash would (its supervised children live on); keep what it printed. */
+void h_heald_kill(struct h_heald *h);
+/*
+ * Start heald again on the same config and state dir, after h_heald_stop or
+ * h_heald_kill; the events collected so far are dropped (the previous run's
+ * stderr is kept as heald.err.1).
+ */
+bool h_heald_restart(struct h_heald *h);
 /* Wait up to timeout_ms for an event of type (and, when key is not NULL, that key). */
 cJSON *h_heald_wait(struct h_heald *h, const char *type, const char *key, int timeout_ms);
 /* Wait for an event of type whose payload.pid equals pid. */

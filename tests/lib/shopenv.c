@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,16 +25,43 @@ static bool copy_file(const char *from, const char *to)
 	return ok;
 }
 
-/*
- * Lay out a shop in a fresh directory and start heald on it. top: extra
- * top-level config keys (with a trailing comma) ; shop_extra: extra keys of the
- * shop target (with a trailing comma).
- */
+/* s with every "@ETC@" and "@DIR@" replaced by the shop's directories, into out. */
+static void expand(char *out, size_t len, const struct shop *s, const char *in)
+{
+	size_t used = 0;
+
+	out[0] = 0;
+	while (in && *in && used + 1 < len) {
+		const char *with = NULL;
+		size_t skip = 0;
+
+		if (strncmp(in, "@ETC@", 5) == 0)
+			with = s->etc, skip = 5;
+		else if (strncmp(in, "@DIR@", 5) == 0)
+			with = s->dir, skip = 5;
+		if (with) {
+			used += (size_t)snprintf(out + used, len - used, "%s", with);
+			in += skip;
+		} else {
+			out[used++] = *in++;
+			out[used] = 0;
+		}
+	}
+	if (used >= len)
+		out[len - 1] = 0;
+}
+
 bool shop_start(struct shop *s, const char *top, const char *shop_extra, bool small_disk)
 {
-	char cfg[16384], p[PATH_MAX + 64], shopjson[2048], extra[4096] = "";
-	const char *at;
-	int i;
+	struct shop_opts o = { .top = top, .shop_extra = shop_extra, .small_disk = small_disk };
+
+	return shop_start_opts(s, &o);
+}
+
+bool shop_start_opts(struct shop *s, const struct shop_opts *o)
+{
+	char cfg[16384], p[PATH_MAX + 64], shopjson[2048], extra[4096], top[4096], verify[2048];
+	char limits[512];
 
 	memset(s, 0, sizeof(*s));
 	snprintf(s->dir, sizeof(s->dir), "%s", h_tmpdir());
@@ -41,23 +69,27 @@ bool shop_start(struct shop *s, const char *top, const char *shop_extra, bool sm
 	snprintf(s->data, sizeof(s->data), "%s/data", s->dir);
 	mkdir(s->etc, 0755);
 	mkdir(s->data, 0755);
-	if (small_disk) {
+	if (o->small_disk) {
 		if (mount("tmpfs", s->data, "tmpfs", 0, "size=1m")) {
 			h_skip("cannot mount a small tmpfs for the disk-full case");
 			return false;
 		}
 		s->tmpfs = true;
 	}
-	/* "@ETC@" in shop_extra: the shop's config directory */
-	if (shop_extra && (at = strstr(shop_extra, "@ETC@")))
-		snprintf(extra, sizeof(extra), "%.*s%s%s", (int)(at - shop_extra), shop_extra, s->etc,
-			 at + 5);
-	else if (shop_extra)
-		snprintf(extra, sizeof(extra), "%s", shop_extra);
+	expand(extra, sizeof(extra), s, o->shop_extra);
+	expand(top, sizeof(top), s, o->top);
 	s->port = h_free_port();
 	s->pay_port = h_free_port();
 	while (s->pay_port == s->port)
 		s->pay_port = h_free_port();
+	if (o->verify)
+		expand(verify, sizeof(verify), s, o->verify);
+	else
+		snprintf(verify, sizeof(verify),
+			 "{\"command\": [\"%s/tools/shop-verify.sh\", \"%d\"], \"tries\": 10,"
+			 " \"interval_ms\": 200, \"window_ms\": 1000}",
+			 getcwd(p, sizeof(p)) ? p : ".", s->port);
+	snprintf(limits, sizeof(limits), "%s", o->limits ? o->limits : "{\"backoff_ms\": 200}");
 	shop_path(p, sizeof(p), s, "catalog.json");
 	copy_file("tools/shop/catalog.json", p);
 	shop_path(p, sizeof(p), s, "returns-schema.json");
@@ -74,7 +106,7 @@ bool shop_start(struct shop *s, const char *top, const char *shop_extra, bool sm
 	snprintf(cfg, sizeof(cfg),
 		 "{\"state_dir\": \"@STATE@\", %s"
 		 " \"guardrails\": {\"allow\": [\"%s/*.json\"], \"max_lines\": 40},"
-		 " \"limits\": {\"backoff_ms\": 200},"
+		 " \"limits\": %s,"
 		 " \"targets\": ["
 		 "{\"name\": \"payments\", \"exec\": [\"%s\", \"--port\", \"%d\"],"
 		 " \"ready\": {\"tcp\": \"127.0.0.1:%d\"}, \"detect\": {\"exits\": false}},"
@@ -86,18 +118,95 @@ bool shop_start(struct shop *s, const char *top, const char *shop_extra, bool sm
 		 "   \"fail_when\": \"ret >= 500\", \"capture_arg\": {\"index\": 1, \"type\": \"string\"}}]},"
 		 " \"dependencies\": [{\"target\": \"payments\", \"addr\": \"127.0.0.1:%d\"}],"
 		 " \"cleanup\": [\"%s/orders.log.*\"],"
-		 " \"verify\": {\"command\": [\"%s/tools/shop-verify.sh\", \"%d\"], \"tries\": 10,"
-		 "   \"interval_ms\": 200, \"window_ms\": 1000}}]}",
-		 top ? top : "", s->etc, h_bin("payments"), s->pay_port, s->pay_port, h_bin("shop"),
-		 s->etc, extra, s->port, h_bin("shop"), s->pay_port, s->data,
-		 getcwd(p, sizeof(p)) ? p : ".", s->port);
+		 " \"verify\": %s}]}",
+		 top, s->etc, limits, h_bin("payments"), s->pay_port, s->pay_port, h_bin("shop"),
+		 s->etc, extra, s->port, h_bin("shop"), s->pay_port, s->data, verify);
 	if (!h_heald_start(&s->h, cfg))
 		return false;
 	s->started = true;
+	return shop_wait_up(s);
+}
+
+bool shop_wait_up(struct shop *s)
+{
+	int i;
+
 	for (i = 0; i < 100; i++) {
 		if (h_http(s->port, "GET", "/health", NULL) == 200)
 			return true;
 		usleep(50000);
+	}
+	return false;
+}
+
+/* The live process running binary bin with arg among its arguments; 0 when none. */
+static pid_t find_pid(const char *bin, const char *arg)
+{
+	char exe_want[PATH_MAX];
+	struct dirent *de;
+	pid_t found = 0;
+	DIR *d;
+
+	snprintf(exe_want, sizeof(exe_want), "%s", h_bin(bin));
+	d = opendir("/proc");
+	while (d && !found && (de = readdir(d))) {
+		char path[64], exe[PATH_MAX], *cmd;
+		size_t len = 0, i;
+		ssize_t n;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/exe", de->d_name);
+		n = readlink(path, exe, sizeof(exe) - 1);
+		if (n <= 0)
+			continue; /* a kernel thread, a zombie, or gone */
+		exe[n] = 0;
+		if (strcmp(exe, exe_want))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		cmd = h_read(path, &len);
+		/* the arguments are NUL separated */
+		for (i = 0; cmd && i < len; i += strlen(cmd + i) + 1)
+			if (strcmp(cmd + i, arg) == 0)
+				found = (pid_t)atoi(de->d_name);
+		free(cmd);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+pid_t shop_pid(const struct shop *s)
+{
+	char conf[PATH_MAX + 32];
+
+	snprintf(conf, sizeof(conf), "%s/shop.json", s->etc);
+	return find_pid("shop", conf);
+}
+
+pid_t shop_payments_pid(const struct shop *s)
+{
+	char port[16];
+
+	snprintf(port, sizeof(port), "%d", s->pay_port);
+	return find_pid("payments", port);
+}
+
+bool shop_reload(struct shop *s, const char *needle)
+{
+	pid_t pid = shop_pid(s);
+	int i;
+
+	if (pid <= 0 || kill(pid, SIGHUP))
+		return false;
+	for (i = 0; i < 100; i++) {
+		char *log = h_target_log(&s->h, "shop");
+		const char *at = log ? strstr(log, needle) : NULL;
+
+		free(log);
+		if (at)
+			return true;
+		usleep(20000);
 	}
 	return false;
 }

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "harness.h"
 
@@ -32,6 +33,25 @@ void shop_path(char *out, size_t len, const struct shop *s, const char *name);
  * 1 MiB tmpfs.
  */
 bool shop_start(struct shop *s, const char *top, const char *shop_extra, bool small_disk);
+
+struct shop_opts {
+	const char *top;        /* extra top-level keys, each followed by a comma */
+	const char *shop_extra; /* extra keys of the shop target, each followed by a comma */
+	const char *limits;     /* the "limits" object; NULL: {"backoff_ms": 200} */
+	const char *verify;     /* the shop target's "verify" object; NULL: tools/shop-verify.sh */
+	bool small_disk;        /* DIR/data on a 1 MiB tmpfs */
+};
+
+/* shop_start with every option; "@ETC@" and "@DIR@" in top, shop_extra and verify are expanded. */
+bool shop_start_opts(struct shop *s, const struct shop_opts *o);
+/* Wait until the shop answers /health (up to 5 s). */
+bool shop_wait_up(struct shop *s);
+/* The pid of the shop serving DIR/etc/shop.json (heald's supervised child), 0 when none runs. */
+pid_t shop_pid(const struct shop *s);
+/* The pid of its payments process, 0 when none runs. */
+pid_t shop_payments_pid(const struct shop *s);
+/* SIGHUP the shop and wait until its log (STATE_DIR/shop.log) contains needle. */
+bool shop_reload(struct shop *s, const char *needle);
 /* Stop heald (asserting it exits 0) and clean up. */
 void shop_stop(struct shop *s);
 /* The step types of a trace, in order, space separated (failure events left out). */

@@ -172,8 +172,9 @@ static void on_syscall(struct detect *d, const struct heal_rec_syscall *r)
 	if (!ev)
 		return;
 	/* the path or address is part of the signature: a different file is a different failure */
+	/* Out of descriptors is the process's state, whatever file it was opening: one signature. */
 	detect__key_syscall(ev->key, sizeof(ev->key), target_name(d, r->hdr.target_id), sc, en,
-			    addr[0] ? addr : path);
+			    r->err == EMFILE || r->err == ENFILE ? NULL : addr[0] ? addr : path);
 	cJSON_AddStringToObject(ev->payload, "syscall", sc);
 	cJSON_AddStringToObject(ev->payload, "errno", en);
 	cJSON_AddNumberToObject(ev->payload, "ret", (double)r->ret);

@@ -1047,6 +1047,7 @@ static void next_plan(struct healer *h, struct trace *tr);
 static void after_apply(struct healer *h, struct trace *tr);
 static void start_verify(struct healer *h, struct trace *tr);
 static void verify_failed(struct healer *h, struct trace *tr, const char *why);
+static void reload_none(struct healer *h, struct trace *tr, const char *why);
 
 static void finish(struct healer *h, struct trace *tr, const char *type, const char *why)
 {
@@ -1166,8 +1167,7 @@ static void apply(struct healer *h, struct trace *tr)
 			cJSON_AddNumberToObject(ev->payload, "new_limit", (double)nl.rlim_cur);
 		}
 		publish(h, ev);
-		tr->watch_from_ms = util__now_ms();
-		start_verify(h, tr);
+		reload_none(h, tr, "the live process uses its new limit at once");
 		return;
 	}
 	case HEAL_ACT_RESTART:
@@ -1369,6 +1369,21 @@ static void reload(struct healer *h, struct trace *tr)
 }
 
 /* After the change and its reload: verify, or (rolling back) report the rollback. */
+static void after_apply(struct healer *h, struct trace *tr);
+
+/* An action the live process picks up by itself (a new limit, free space): the reload is a no-op. */
+static void reload_none(struct healer *h, struct trace *tr, const char *why)
+{
+	struct heal_event *ev = step(h, tr, "RELOAD_DONE", "reload");
+
+	if (ev) {
+		cJSON_AddStringToObject(ev->payload, "how", "none");
+		cJSON_AddStringToObject(ev->payload, "why", why);
+	}
+	publish(h, ev);
+	after_apply(h, tr);
+}
+
 static void after_apply(struct healer *h, struct trace *tr)
 {
 	struct heal_event *ev;
@@ -1504,8 +1519,7 @@ static void job_done(void *arg)
 		}
 		publish(h, ev);
 		if (tr->plans[tr->cur].action == HEAL_ACT_CLEANUP) {
-			tr->watch_from_ms = util__now_ms();
-			start_verify(h, tr); /* the process retries its writes: nothing to reload */
+			reload_none(h, tr, "the process retries its writes");
 		} else {
 			reload(h, tr);
 		}
@@ -1874,6 +1888,11 @@ static int recover_line(const char *line, void *ctx)
 	return 0;
 }
 
+static int cmp_ids(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
 /* Restore every backup of a heal the previous heald did not finish, newest first. */
 static void recover_trace(struct healer *h, const char *id, const struct seen_trace *s)
 {
@@ -1892,6 +1911,8 @@ static void recover_trace(struct healer *h, const char *id, const struct seen_tr
 		if (de->d_name[0] != '.')
 			snprintf(ids[n++], sizeof(ids[0]), "%s", de->d_name);
 	closedir(d);
+	/* backup ids start with their UTC time: sorted, the last is the newest, undone first */
+	qsort(ids, (size_t)n, sizeof(ids[0]), cmp_ids);
 	for (i = n - 1; i >= 0; i--) {
 		if (patch__restore(dir, ids[i], err, sizeof(err)) == 0) {
 			restored++;

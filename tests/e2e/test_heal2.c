@@ -213,12 +213,13 @@ static void test_fd_leak(void)
 		ev = h_heald_wait(&s.h, "SYSCALL_FAILURE", NULL, 10);
 		ASSERT_STREQ(h_str(ev, "syscall"), "openat", "syscall");
 		ASSERT_STREQ(h_str(ev, "errno"), "EMFILE", "errno");
-		ASSERT_TRUE(!strncmp(cJSON_GetStringValue(cJSON_GetObjectItem(ev, "key")) ?: "",
-				     "shop:SYSCALL_FAILURE:openat:EMFILE:", 35), "signature");
+		/* out of descriptors is one signature, whatever file the process was opening */
+		ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(ev, "key")),
+			     "shop:SYSCALL_FAILURE:openat:EMFILE", "signature");
 		ASSERT_EQ(h_num(ev, "pid"), pid, "the shop ran out");
 		shop_trace_steps(&s.h, trace, steps, sizeof(steps));
-		/* a live prlimit has nothing to reload */
-		ASSERT_STREQ(steps, "RCA_READY PATCH_REQUESTED PATCH_READY PATCH_APPLIED VERIFY_PASS HEALED",
+		/* a live prlimit has nothing to reload: RELOAD_DONE says how "none" */
+		ASSERT_STREQ(steps, "RCA_READY PATCH_REQUESTED PATCH_READY PATCH_APPLIED RELOAD_DONE VERIFY_PASS HEALED",
 			     "steps in order");
 		ev = trace_event(&s.h, trace, "RCA_READY");
 		ASSERT_STREQ(h_str(ev, "playbook"), "raise_nofile", "playbook");
@@ -282,7 +283,7 @@ static void test_disk_full(void)
 		ASSERT_STREQ(h_str(ev, "errno"), "ENOSPC", "errno");
 		shop_trace_steps(&s.h, trace, steps, sizeof(steps));
 		/* the shop retries its writes itself: nothing to reload */
-		ASSERT_STREQ(steps, "RCA_READY PATCH_REQUESTED PATCH_READY PATCH_APPLIED VERIFY_PASS HEALED",
+		ASSERT_STREQ(steps, "RCA_READY PATCH_REQUESTED PATCH_READY PATCH_APPLIED RELOAD_DONE VERIFY_PASS HEALED",
 			     "steps in order");
 		ev = trace_event(&s.h, trace, "RCA_READY");
 		ASSERT_STREQ(h_str(ev, "playbook"), "cleanup", "playbook");

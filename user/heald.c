@@ -411,6 +411,9 @@ int main(int argc, char **argv)
 		log_error("cannot create state_dir %s: %s", h.cfg->state_dir, strerror(-err));
 		goto cleanup;
 	}
+	/* it holds backups of config files and the API token: nobody else reads it */
+	if (chmod(h.cfg->state_dir, 0700))
+		log_warn("cannot make state_dir %s private: %s", h.cfg->state_dir, strerror(errno));
 
 	h.bus = bus__new();
 	h.worker = worker__new(WORKER_QUEUE);

@@ -23,6 +23,7 @@
 #include "heal/healer.h"
 #include "heal/journal.h"
 #include "heal/llm.h"
+#include "heal/llm_rca.h"
 #include "heal/log.h"
 #include "heal/patch.h"
 #include "heal/rca.h"
@@ -36,6 +37,8 @@
 #define SIG_MAX 1024         /* signatures remembered for backoff and breaker */
 #define OUTCOME_MAX 4096
 #define VERDICTS_MAX 16
+#define LLM_RCA_BELOW 0.6   /* below this confidence the playbooks ask the LLM (when configured) */
+#define LLM_BUDGET_MS 20000
 
 enum tstate {
 	T_PLANNING,
@@ -75,6 +78,8 @@ struct trace {
 	struct rlimit old_nofile;
 	bool nofile_set;
 	char fail_reason[256];
+	char *llm_content; /* the LLM's proposed file (plan "llm_rca"), owned */
+	char failure_type[32];
 	struct trace *next;
 };
 
@@ -236,6 +241,7 @@ static void add_output(cJSON *o, const char *key, const char *out)
 
 static void trace_free(struct trace *tr)
 {
+	free(tr->llm_content);
 	cJSON_Delete(tr->failure);
 	patch__free(&tr->patch);
 	free(tr);
@@ -425,7 +431,7 @@ static void history_cb(void *ctx, const char *key, const char *playbook, unsigne
 
 /* ---- worker jobs ---------------------------------------------------------------- */
 
-enum job_kind { JOB_BUILD, JOB_APPLY, JOB_RELOAD, JOB_READY, JOB_VERIFY, JOB_RESTORE };
+enum job_kind { JOB_BUILD, JOB_APPLY, JOB_RELOAD, JOB_READY, JOB_VERIFY, JOB_RESTORE, JOB_LLM_RCA };
 
 struct job {
 	struct healer *h;
@@ -449,10 +455,19 @@ struct job {
 	char backup_id[PATCH_BACKUP_ID_LEN + 8];
 	cJSON *info; /* extra payload fields for the next event */
 	int attempt;
+	/* JOB_LLM_RCA */
+	char rca_files[LLM_RCA_FILES_MAX][PATH_MAX];
+	int n_rca_files;
+	char key[HEAL_KEY_LEN];
+	char type[32];
+	cJSON *payload; /* a copy of the failure */
+	struct llm_rca_answer answer;
 };
 
 static void job_free(struct job *j)
 {
+	llm_rca_answer__free(&j->answer);
+	cJSON_Delete(j->payload);
 	patch__free(&j->patch);
 	free(j->diff);
 	cJSON_Delete(j->info);
@@ -806,6 +821,14 @@ static int build_llm(struct job *j)
 	size_t len = 0, nred = 0;
 	int e;
 
+	if (j->tr->llm_content && strcmp(j->plan.playbook, "llm_rca") == 0 && path) {
+		/* the analysis already proposed the whole file: no second call */
+		char *content = strdup(j->tr->llm_content);
+
+		if (!content)
+			return -ENOMEM;
+		return add_file_change(&j->patch, path, content, strlen(content));
+	}
 	if (!h->llm) {
 		snprintf(j->error, sizeof(j->error), "no LLM configured");
 		return -ENOENT;
@@ -982,6 +1005,50 @@ static bool tcp_ready(const char *addr)
 	return ok;
 }
 
+/* Ask the LLM for the cause (and a fix) with a compact, redacted context; any failure is recorded. */
+static void run_llm_rca(struct job *j)
+{
+	struct llm_rca_file files[LLM_RCA_FILES_MAX] = { 0 };
+	char *contents[LLM_RCA_FILES_MAX] = { 0 }, *prompt;
+	struct llm_result r = { 0 };
+	size_t nred = 0;
+	int i;
+
+	for (i = 0; i < j->n_rca_files; i++) {
+		files[i].path = j->rca_files[i];
+		if (patch__read_file(j->rca_files[i], LLM_RCA_FILE_BYTES * 4, &contents[i], &files[i].len) == 0)
+			files[i].content = contents[i];
+	}
+	prompt = llm_rca__prompt(j->type, j->key, j->payload, files, j->n_rca_files, &nred);
+	j->info = cJSON_CreateObject();
+	if (!prompt) {
+		j->err = -ENOMEM;
+		goto out;
+	}
+	llm__complete(j->h->llm, llm_rca_system, prompt, LLM_BUDGET_MS, &r);
+	free(prompt);
+	if (j->info) {
+		cJSON_AddBoolToObject(j->info, "llm_ok", r.ok);
+		cJSON_AddNumberToObject(j->info, "llm_attempts", r.attempts);
+		cJSON_AddNumberToObject(j->info, "llm_ms", (double)r.duration_ms);
+		cJSON_AddStringToObject(j->info, "llm_request_id", r.request_id);
+		cJSON_AddNumberToObject(j->info, "redacted", (double)nred);
+	}
+	if (!r.ok) {
+		j->err = -EIO;
+		snprintf(j->error, sizeof(j->error), "LLM failed: %s", r.error);
+	} else if (llm_rca__parse(r.text, files, j->n_rca_files, &j->answer, j->error,
+				  sizeof(j->error))) {
+		j->err = -EBADMSG;
+	}
+	if (j->err && j->info)
+		cJSON_AddStringToObject(j->info, "llm_error", j->error);
+out:
+	llm_result__free(&r);
+	for (i = 0; i < j->n_rca_files; i++)
+		free(contents[i]);
+}
+
 static void job_run(void *arg)
 {
 	struct job *j = arg;
@@ -1025,6 +1092,9 @@ static void job_run(void *arg)
 			usleep(50000);
 		}
 		break;
+	case JOB_LLM_RCA:
+		run_llm_rca(j);
+		break;
 	case JOB_VERIFY:
 		j->err = -EIO;
 		for (t = 0; t < j->tries; t++) {
@@ -1048,6 +1118,7 @@ static void after_apply(struct healer *h, struct trace *tr);
 static void start_verify(struct healer *h, struct trace *tr);
 static void verify_failed(struct healer *h, struct trace *tr, const char *why);
 static void reload_none(struct healer *h, struct trace *tr, const char *why);
+static void llm_rca_done(struct healer *h, struct trace *tr, struct job *j);
 
 static void finish(struct healer *h, struct trace *tr, const char *type, const char *why)
 {
@@ -1551,6 +1622,9 @@ static void job_done(void *arg)
 		publish(h, ev);
 		after_apply(h, tr);
 		break;
+	case JOB_LLM_RCA:
+		llm_rca_done(h, tr, j);
+		break;
 	case JOB_VERIFY:
 		if (j->err) {
 			snprintf(why, sizeof(why), "verify command failed after %d tries: %.400s", j->attempt,
@@ -1618,15 +1692,108 @@ void healer__on_restart(void *ctx, uint32_t target_id, int pid_or_err)
 	}
 }
 
+/* Publish the analysis and start on the best plan. */
+static void rca_ready(struct healer *h, struct trace *tr, const char *source, const cJSON *info)
+{
+	struct heal_event *rca;
+	int i;
+
+	tr->cur = 0;
+	rca = step(h, tr, "RCA_READY", "reasoning");
+	if (rca) {
+		cJSON *alts = cJSON_CreateArray(), *it;
+
+		cJSON_AddStringToObject(rca->payload, "failure_type", tr->failure_type);
+		if (tr->n_plans) {
+			cJSON_AddStringToObject(rca->payload, "cause", tr->plans[0].cause);
+			cJSON_AddNumberToObject(rca->payload, "confidence", tr->plans[0].confidence);
+			cJSON_AddNumberToObject(rca->payload, "risk", tr->plans[0].risk);
+		} else {
+			cJSON_AddStringToObject(rca->payload, "cause", "no playbook matches this failure");
+			cJSON_AddNumberToObject(rca->payload, "confidence", 0);
+		}
+		for (i = 0; alts && i < tr->n_plans; i++) {
+			cJSON *a = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(a, "playbook", tr->plans[i].playbook);
+			cJSON_AddNumberToObject(a, "confidence", tr->plans[i].confidence);
+			cJSON_AddNumberToObject(a, "risk", tr->plans[i].risk);
+			cJSON_AddItemToArray(alts, a);
+		}
+		cJSON_AddItemToObject(rca->payload, "plans", alts);
+		cJSON_AddStringToObject(rca->payload, "source", source);
+		cJSON_ArrayForEach(it, info)
+			cJSON_AddItemToObject(rca->payload, it->string, cJSON_Duplicate(it, 1));
+	}
+	publish(h, rca);
+	if (!tr->n_plans) {
+		finish(h, tr, "ESCALATED", "no playbook for this failure: a person has to look");
+		return;
+	}
+	next_plan(h, tr);
+}
+
+/* Queue the LLM's analysis of tr; 0 when queued (rca_ready follows from its completion). */
+static int ask_llm(struct healer *h, struct trace *tr, const struct heal_event *ev,
+		   const struct rca_env *env)
+{
+	char changed[RCA_MAX_FILES][PATH_MAX];
+	struct job *j = calloc(1, sizeof(*j));
+	int n, i;
+
+	if (!j)
+		return -ENOMEM;
+	/* what the model sees: the files changed since known good, else the target's allowlisted ones */
+	n = changed_files(h, tr->t, changed, RCA_MAX_FILES);
+	for (i = 0; i < n && j->n_rca_files < LLM_RCA_FILES_MAX; i++)
+		snprintf(j->rca_files[j->n_rca_files++], PATH_MAX, "%s", changed[i]);
+	for (i = 0; n <= 0 && i < h->n_tracked && j->n_rca_files < LLM_RCA_FILES_MAX; i++)
+		if (env->allowed(h, tr->t, h->tracked[i]))
+			snprintf(j->rca_files[j->n_rca_files++], PATH_MAX, "%s", h->tracked[i]);
+	snprintf(j->key, sizeof(j->key), "%s", ev->key);
+	snprintf(j->type, sizeof(j->type), "%s", ev->type);
+	j->payload = cJSON_Duplicate(ev->payload, 1);
+	tr->st = T_PLANNING;
+	return submit(h, tr, JOB_LLM_RCA, j);
+}
+
+/* The LLM answered (or not): its plan goes first when it proposes a change; else the playbooks. */
+static void llm_rca_done(struct healer *h, struct trace *tr, struct job *j)
+{
+	struct rca_plan *p;
+
+	if (j->err || !j->answer.content) {
+		if (!j->err && j->info)
+			cJSON_AddStringToObject(j->info, "llm_cause", j->answer.cause);
+		rca_ready(h, tr, "playbooks", j->info);
+		return;
+	}
+	if (tr->n_plans == RCA_MAX_PLANS)
+		tr->n_plans--;
+	memmove(&tr->plans[1], &tr->plans[0], (size_t)tr->n_plans * sizeof(tr->plans[0]));
+	tr->n_plans++;
+	p = &tr->plans[0];
+	memset(p, 0, sizeof(*p));
+	p->action = HEAL_ACT_LLM_PATCH;
+	snprintf(p->playbook, sizeof(p->playbook), "llm_rca");
+	snprintf(p->cause, sizeof(p->cause), "%s", j->answer.cause);
+	p->confidence = j->answer.confidence;
+	p->risk = j->answer.risk;
+	snprintf(p->files[0], PATH_MAX, "%s", j->answer.file);
+	p->n_files = 1;
+	free(tr->llm_content);
+	tr->llm_content = j->answer.content;
+	j->answer.content = NULL;
+	rca_ready(h, tr, "llm", j->info);
+}
+
 static void open_trace(struct healer *h, struct heal_event *ev, const struct heal_target *t)
 {
 	struct rca_env env = { .changed_files = changed_files, .allowed = allowed_cb,
 			       .history = history_cb, .llm = h->llm != NULL, .ctx = h };
 	struct sig_state *sig = sig_get(h, ev->key);
 	long long now = util__now_ms();
-	struct heal_event *rca;
 	struct trace *tr;
-	int i;
 
 	if (sig->escalated && now - sig->escalated_ms < (long long)h->cfg->limits.breaker_reset_ms) {
 		h->stats.suppressed++; /* the breaker is open: a person has it */
@@ -1674,36 +1841,12 @@ static void open_trace(struct healer *h, struct heal_event *ev, const struct hea
 
 	tr->n_plans = rca__plan(h->cfg, t, ev, &env, tr->plans, RCA_MAX_PLANS);
 	tr->cur = 0;
-	rca = step(h, tr, "RCA_READY", "reasoning");
-	if (rca) {
-		cJSON *alts = cJSON_CreateArray();
-
-		cJSON_AddStringToObject(rca->payload, "failure_type", ev->type);
-		if (tr->n_plans) {
-			cJSON_AddStringToObject(rca->payload, "cause", tr->plans[0].cause);
-			cJSON_AddNumberToObject(rca->payload, "confidence", tr->plans[0].confidence);
-			cJSON_AddNumberToObject(rca->payload, "risk", tr->plans[0].risk);
-		} else {
-			cJSON_AddStringToObject(rca->payload, "cause", "no playbook matches this failure");
-			cJSON_AddNumberToObject(rca->payload, "confidence", 0);
-		}
-		for (i = 0; alts && i < tr->n_plans; i++) {
-			cJSON *a = cJSON_CreateObject();
-
-			cJSON_AddStringToObject(a, "playbook", tr->plans[i].playbook);
-			cJSON_AddNumberToObject(a, "confidence", tr->plans[i].confidence);
-			cJSON_AddNumberToObject(a, "risk", tr->plans[i].risk);
-			cJSON_AddItemToArray(alts, a);
-		}
-		cJSON_AddItemToObject(rca->payload, "plans", alts);
-		cJSON_AddStringToObject(rca->payload, "source", "playbooks");
-	}
-	publish(h, rca);
-	if (!tr->n_plans) {
-		finish(h, tr, "ESCALATED", "no playbook for this failure: a person has to look");
+	snprintf(tr->failure_type, sizeof(tr->failure_type), "%s", ev->type);
+	/* no confident playbook: ask the LLM first, off the loop; the playbooks stay the fallback */
+	if (h->llm && (!tr->n_plans || tr->plans[0].confidence < LLM_RCA_BELOW) &&
+	    ask_llm(h, tr, ev, &env) == 0)
 		return;
-	}
-	next_plan(h, tr);
+	rca_ready(h, tr, "playbooks", NULL);
 }
 
 void healer__on_event(struct heal_event *ev, void *ctx)

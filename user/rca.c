@@ -155,6 +155,8 @@ static void builtin_plans(const struct heal_config *cfg, const struct heal_targe
 					 "config file %s is %s (%s on %s)", path,
 					 strcmp(err, "ENOENT") == 0 ? "missing" : "unreadable", err, sc);
 			}
+			/* or a changed config now points at a file that never existed */
+			plan_restore_changed(t, env, plans, n, max, 0.7, "a file went missing");
 		}
 		if (is_errno(err, (const char *const[]){ "EMFILE", "ENFILE", NULL })) {
 			p = add(plans, n, max, HEAL_ACT_RAISE_NOFILE, "raise_nofile", 0.7, 0.2);
@@ -261,9 +263,9 @@ int rca__plan(const struct heal_config *cfg, const struct heal_target *t, const 
 		unsigned ok = 0, failed = 0;
 
 		env->history(env->ctx, ev->key, plans[i].playbook, &ok, &failed);
+		/* a success raises it, a failure lowers it: x (0.5 + Laplace-smoothed success rate) */
 		if (ok + failed)
-			plans[i].confidence = plans[i].confidence * 0.5 +
-					      0.5 * ((double)ok + 1) / ((double)(ok + failed) + 2);
+			plans[i].confidence *= 0.5 + ((double)ok + 1) / ((double)(ok + failed) + 2);
 		if (plans[i].confidence > 1)
 			plans[i].confidence = 1;
 	}

@@ -691,6 +691,70 @@ static void test_llm_fallback(void)
 	unsetenv("HEAL_TEST_KEY");
 }
 
+/*
+ * No playbook is confident (the broken schema was already there when heald
+ * started, so nothing "changed"): the LLM is asked for the cause, its answer
+ * becomes the first plan, and that plan heals under the same guardrails.
+ */
+static void test_llm_rca_heals(void)
+{
+	char top[1024], schema[PATH_MAX + 64], trace[64], steps[2048], answer[4096], *good, *now, *esc;
+	struct shop_opts o = { .top = top };
+	struct llm_mock *m;
+	struct shop s;
+	cJSON *end, *ev, *str;
+
+	if (!h_need_bpf())
+		return;
+	m = llm_mock__start();
+	if (!ASSERT_OK_PTR(m, "LLM mock up"))
+		return;
+	setenv("HEAL_TEST_KEY", LLM_KEY, 1);
+	snprintf(top, sizeof(top),
+		 "\"llm\": {\"provider\": \"anthropic\", \"base_url\": \"%s\", \"model\": \"m\","
+		 " \"api_key_env\": \"HEAL_TEST_KEY\", \"timeout_ms\": 3000, \"max_retries\": 1},",
+		 llm_mock__url(m));
+	if (!ASSERT_TRUE(shop_start_opts(&s, &o), "shop up under heald"))
+		goto out;
+	shop_path(schema, sizeof(schema), &s, "returns-schema.json");
+	good = h_read(schema, NULL);
+	/* broken while heald is down: at its next start the broken file is the newest snapshot */
+	ASSERT_EQ(h_heald_stop(&s.h), 0, "heald stops");
+	h_write(schema, BROKEN_SCHEMA);
+	ASSERT_TRUE(h_heald_restart(&s.h), "heald starts again");
+	ASSERT_TRUE(shop_wait_up(&s), "shop up again");
+	/* the model's answer: the cause and the whole fixed file, as the system prompt asks */
+	str = cJSON_CreateString(good);
+	esc = cJSON_PrintUnformatted(str);
+	snprintf(answer, sizeof(answer),
+		 "{\"cause\": \"the schema requires rma_code, which no client sends\", \"confidence\": 0.7,"
+		 " \"risk\": 0.2, \"file\": \"%s\", \"content\": %s}", schema, esc);
+	free(esc);
+	cJSON_Delete(str);
+	llm_mock__ok(m, answer);
+	ASSERT_EQ(h_http(s.port, "POST", "/returns", A_RETURN), 500, "returns fail");
+	end = shop_wait_outcome(&s, "API_FAILURE", trace, sizeof(trace));
+	if (ASSERT_OK_PTR(end, "the heal ended")) {
+		ASSERT_STREQ(type_of(end), "HEALED", "outcome");
+		shop_trace_steps(&s.h, trace, steps, sizeof(steps));
+		ASSERT_STREQ(steps, "RCA_READY PATCH_REQUESTED PATCH_READY PATCH_APPLIED RELOAD_DONE "
+				    "VERIFY_PASS HEALED", "steps");
+		ev = trace_event(&s.h, trace, "RCA_READY");
+		ASSERT_STREQ(h_str(ev, "source"), "llm", "the cause came from the LLM");
+		ASSERT_STREQ(h_str(ev, "cause"), "the schema requires rma_code, which no client sends", "cause");
+		ASSERT_STREQ(h_str(ev, "playbook"), "llm_rca", "plan");
+		ASSERT_EQ(llm_mock__n_requests(m), 1, "one call");
+	}
+	now = h_read(schema, NULL);
+	ASSERT_STREQ(now, good, "the LLM's file is in place");
+	free(now);
+	free(good);
+out:
+	shop_stop(&s);
+	llm_mock__stop(m);
+	unsetenv("HEAL_TEST_KEY");
+}
+
 /* After a heal, with heald gone, healctl reads the trace back from the journal. */
 static void test_healctl(void)
 {
@@ -768,6 +832,7 @@ int main(void)
 	h_subtest("breaker_escalates", test_breaker);
 	h_subtest("sigkill_mid_heal_rolled_back", test_sigkill_mid_heal);
 	h_subtest("guardrail_blocks_recorded", test_guardrails);
+	h_subtest("llm_rca_heals", test_llm_rca_heals);
 	h_subtest("llm_fallback", test_llm_fallback);
 	h_subtest("healctl_reads_journal", test_healctl);
 	return h_summary("test_heal2");

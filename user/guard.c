@@ -1231,29 +1231,36 @@ int guard__check(const struct guard_rules *r, const struct patch *p, struct guar
 		err = s.err;
 		goto cleanup;
 	}
-	/* lines that cannot be seen cannot pass */
-	snprintf(reason, sizeof(reason), "cannot tell which lines %s adds: %s",
-		 s.undiffable ? s.undiffable : "", strerror(-s.undiff_err));
-	if (s.undiffable && !s.secret.count)
-		verdict(&c, "secrets", 0, "%s", reason);
-	else
-		hit_verdict(&c, "secrets", &s.secret, "adds a secret", "adds no secret");
-	if (s.undiffable && !s.danger.count)
-		verdict(&c, "dangerous", 0, "%s", reason);
-	else
-		hit_verdict(&c, "dangerous", &s.danger, "adds", "adds no dangerous operation");
-	if (s.undiffable && !s.denied.count && n_deny == r->n_deny && r->n_deny)
-		verdict(&c, "deny", 0, "%s", reason);
-	else if (n_deny < r->n_deny)
-		verdict(&c, "deny", 0, "deny pattern %zu (\"%s\") is not a valid regex: %s",
-			n_deny + 1, r->deny[n_deny], reason);
-	else if (s.denied.count)
-		hit_verdict(&c, "deny", &s.denied, "adds a line matching deny pattern", "");
-	else if (r->n_deny)
-		verdict(&c, "deny", 1, "no added line matches the %zu deny pattern%s", r->n_deny,
-			r->n_deny == 1 ? "" : "s");
-	else
-		verdict(&c, "deny", 1, "no deny patterns configured");
+	if (r->restore) {
+		/* the content is a version that ran before: what it "adds" was there then */
+		verdict(&c, "secrets", 1, "restores a known-good version");
+		verdict(&c, "dangerous", 1, "restores a known-good version");
+		verdict(&c, "deny", 1, "restores a known-good version");
+	} else {
+		/* lines that cannot be seen cannot pass */
+		snprintf(reason, sizeof(reason), "cannot tell which lines %s adds: %s",
+			 s.undiffable ? s.undiffable : "", strerror(-s.undiff_err));
+		if (s.undiffable && !s.secret.count)
+			verdict(&c, "secrets", 0, "%s", reason);
+		else
+			hit_verdict(&c, "secrets", &s.secret, "adds a secret", "adds no secret");
+		if (s.undiffable && !s.danger.count)
+			verdict(&c, "dangerous", 0, "%s", reason);
+		else
+			hit_verdict(&c, "dangerous", &s.danger, "adds", "adds no dangerous operation");
+		if (s.undiffable && !s.denied.count && n_deny == r->n_deny && r->n_deny)
+			verdict(&c, "deny", 0, "%s", reason);
+		else if (n_deny < r->n_deny)
+			verdict(&c, "deny", 0, "deny pattern %zu (\"%s\") is not a valid regex: %s",
+				n_deny + 1, r->deny[n_deny], reason);
+		else if (s.denied.count)
+			hit_verdict(&c, "deny", &s.denied, "adds a line matching deny pattern", "");
+		else if (r->n_deny)
+			verdict(&c, "deny", 1, "no added line matches the %zu deny pattern%s", r->n_deny,
+				r->n_deny == 1 ? "" : "s");
+		else
+			verdict(&c, "deny", 1, "no deny patterns configured");
+	}
 
 	/* validators run commands: only for a patch that passed everything else */
 	if (c.blocked_by)

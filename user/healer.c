@@ -64,6 +64,7 @@ struct trace {
 	bool recurred;
 	bool busy;       /* a worker job or a restart is in flight */
 	bool rolling_back; /* the reload in progress follows a rollback */
+	bool built;        /* the target's build command ran for the files now in place */
 	bool dead;       /* finished while busy: free when the job returns */
 	struct rca_plan plans[RCA_MAX_PLANS];
 	int n_plans, cur;
@@ -431,7 +432,8 @@ static void history_cb(void *ctx, const char *key, const char *playbook, unsigne
 
 /* ---- worker jobs ---------------------------------------------------------------- */
 
-enum job_kind { JOB_BUILD, JOB_APPLY, JOB_RELOAD, JOB_READY, JOB_VERIFY, JOB_RESTORE, JOB_LLM_RCA };
+enum job_kind { JOB_BUILD, JOB_APPLY, JOB_RELOAD, JOB_READY, JOB_VERIFY, JOB_RESTORE, JOB_LLM_RCA,
+		JOB_COMPILE };
 
 struct job {
 	struct healer *h;
@@ -902,6 +904,7 @@ static void run_build(struct job *j)
 	struct guard_rules rules = rules_for(j->h->cfg, j->tr->t);
 	int e;
 
+	rules.restore = j->plan.action == HEAL_ACT_RESTORE_KNOWN_GOOD;
 	switch (j->plan.action) {
 	case HEAL_ACT_RESTORE_KNOWN_GOOD:
 		e = build_restore(j);
@@ -1078,6 +1081,7 @@ static void job_run(void *arg)
 		snprintf(j->error, sizeof(j->error), "%s", err);
 		break;
 	case JOB_RELOAD:
+	case JOB_COMPILE:
 		j->status = util__run(j->argv, j->timeout_ms, j->output, sizeof(j->output));
 		j->err = j->status < 0 ? j->status : 0;
 		break;
@@ -1397,17 +1401,44 @@ static bool main_process_died(struct healer *h, const struct trace *tr)
 	       main_pid > 0 && cJSON_IsNumber(pid) && (pid_t)pid->valuedouble == main_pid;
 }
 
+/* The patch in place (or just rolled back) touches code: the target must be rebuilt and restarted. */
+static bool touches_code(const struct trace *tr)
+{
+	size_t i;
+
+	for (i = 0; i < tr->patch.n; i++) {
+		const char *dot = strrchr(tr->patch.files[i].path, '.');
+
+		if (dot && (!strcmp(dot, ".c") || !strcmp(dot, ".h") || !strcmp(dot, ".cc") ||
+			    !strcmp(dot, ".cpp")))
+			return true;
+	}
+	return false;
+}
+
 static void reload(struct healer *h, struct trace *tr)
 {
 	const struct heal_target *t = tr->t;
 	struct heal_event *ev;
 	struct job *j;
+	bool code = tr->applied_files && touches_code(tr);
 	int e;
 
 	tr->st = T_RELOADING;
+	/* after a code patch: build first (its failure fails the heal and rolls back), then restart */
+	if (code && t->build && !tr->built) {
+		j = calloc(1, sizeof(*j));
+		if (j) {
+			j->argv = t->build;
+			j->timeout_ms = 300000;
+			if (submit(h, tr, JOB_COMPILE, j) == 0)
+				return;
+		}
+	}
+	tr->built = false;
 	/* a supervised target that is not running (it crashed) is started, whatever the config
 	 * says; one whose death is not reaped yet is waited for first (a signal would go nowhere) */
-	if (t->exec && (t->reload.restart || targets__main_pid(h->targets, t->id) == 0 ||
+	if (t->exec && (t->reload.restart || code || targets__main_pid(h->targets, t->id) == 0 ||
 			main_process_died(h, tr))) {
 		tr->busy = true; /* before asking: a stopped target restarts and calls back at once */
 		e = targets__restart(h->targets, t->id, t->reload.stop_timeout_ms);
@@ -1624,6 +1655,21 @@ static void job_done(void *arg)
 		break;
 	case JOB_LLM_RCA:
 		llm_rca_done(h, tr, j);
+		break;
+	case JOB_COMPILE:
+		tr->built = true;
+		if (j->status < 0 || !WIFEXITED(j->status) || WEXITSTATUS(j->status) != 0) {
+			snprintf(why, sizeof(why), "the build failed: %.400s", j->output);
+			if (tr->rolling_back) {
+				/* the old code does not build either: keep going, say so */
+				log_error("trace %s: rebuilding the rolled-back code failed", tr->id);
+				reload(h, tr);
+			} else {
+				verify_failed(h, tr, why);
+			}
+			break;
+		}
+		reload(h, tr);
 		break;
 	case JOB_VERIFY:
 		if (j->err) {

@@ -40,7 +40,13 @@ struct guard_rules {
 	char **validate;
 	/* NULL-terminated argv that must build a .c/.h file ("{}" = the temp copy) */
 	char **build;		     /* NULL: cc -fsyntax-only -I<its dir> -I<its dir>/../include */
-	unsigned command_timeout_ms; /* per command, killed after; 0 = GUARD_DEFAULT_TIMEOUT_MS */
+	unsigned command_timeout_ms;
+	/*
+	 * Nonzero: the patch restores a known-good version of each file (content
+	 * that ran before), so its lines are not scanned for secrets, dangerous
+	 * operations or deny patterns; paths, sizes and validators still apply.
+	 */
+	int restore; /* per command, killed after; 0 = GUARD_DEFAULT_TIMEOUT_MS */
 };
 
 /*

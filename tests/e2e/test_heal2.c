@@ -755,6 +755,88 @@ out:
 	unsetenv("HEAL_TEST_KEY");
 }
 
+/*
+ * A small service in C whose "deploy" rebuilds it and re-execs its path (not
+ * /proc/self/exe: that is the old, replaced file): the code heal must rebuild.
+ */
+static const char app_good[] =
+	"#include <signal.h>\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n"
+	"static volatile sig_atomic_t again;\n"
+	"static void on_usr1(int s) { (void)s; again = 1; }\n"
+	"int main(int argc, char **argv)\n{\n"
+	"\tif (argc > 1 && !strcmp(argv[1], \"--version\")) { puts(\"v1\"); return 0; }\n"
+	"\tsignal(SIGUSR1, on_usr1);\n"
+	"\tfor (;;) { pause(); if (again) execv(argv[0], argv); }\n}\n";
+static const char app_bad[] =
+	"#include <stdio.h>\n#include <string.h>\n"
+	"int main(int argc, char **argv)\n{\n"
+	"\tif (argc > 1 && !strcmp(argv[1], \"--version\")) { puts(\"v2\"); return 0; }\n"
+	"\treturn *(volatile int *)0; /* the bad deploy: crashes at start */\n}\n";
+
+static void test_code_patch_rebuilds(void)
+{
+	char dir[PATH_MAX], src[PATH_MAX + 16], bin[PATH_MAX + 16], cfg[8192], trace[64], steps[1024];
+	char cmd[3 * PATH_MAX], *now;
+	struct h_heald h;
+	cJSON *end, *ev;
+	pid_t pid = 0;
+	int i;
+
+	if (!h_need_bpf())
+		return;
+	snprintf(dir, sizeof(dir), "%s", h_tmpdir());
+	snprintf(src, sizeof(src), "%s/app.c", dir);
+	snprintf(bin, sizeof(bin), "%s/app", dir);
+	h_write(src, app_good);
+	snprintf(cmd, sizeof(cmd), "cc -o %s %s", bin, src);
+	if (!ASSERT_EQ(system(cmd), 0, "the app builds"))
+		return;
+	snprintf(cfg, sizeof(cfg),
+		 "{\"state_dir\": \"@STATE@\", \"guardrails\": {\"allow\": [\"%s/*.c\"], \"max_lines\": 40},"
+		 " \"targets\": [{\"name\": \"app\", \"exec\": [\"%s\"],"
+		 " \"build\": [\"cc\", \"-o\", \"%s\", \"%s\"],"
+		 " \"detect\": {\"crashes\": true},"
+		 " \"verify\": {\"command\": [\"sh\", \"-c\", \"%s --version | grep -qx v1\"], \"tries\": 3,"
+		 "   \"interval_ms\": 100, \"window_ms\": 1000}}]}",
+		 dir, bin, bin, src, bin);
+	if (!ASSERT_TRUE(h_heald_start(&h, cfg), "heald starts"))
+		goto out;
+	/* the bad deploy: new code, rebuilt, hot-reloaded; it crashes */
+	h_write(src, app_bad);
+	ASSERT_EQ(system(cmd), 0, "the bad version builds");
+	snprintf(cmd, sizeof(cmd), "pkill -USR1 -x app");
+	for (i = 0; i < 50 && system(cmd) != 0; i++)
+		usleep(50000);
+	ev = h_heald_wait(&h, "CRASH", NULL, WAIT_MS);
+	if (!ASSERT_OK_PTR(ev, "the new code crashed"))
+		goto out;
+	snprintf(trace, sizeof(trace), "%s", shop_trace_of(ev) ?: "");
+	end = h_heald_wait(&h, "HEALED", NULL, WAIT_MS);
+	if (ASSERT_OK_PTR(end, "healed")) {
+		shop_trace_steps(&h, trace, steps, sizeof(steps));
+		ASSERT_STREQ(steps, "RCA_READY PATCH_REQUESTED PATCH_READY PATCH_APPLIED RELOAD_DONE "
+				    "VERIFY_PASS HEALED", "steps");
+		ev = h_heald_wait(&h, "PATCH_READY", NULL, 10);
+		ASSERT_TRUE(h_str(ev, "diff") && strstr(h_str(ev, "diff"), "app.c"), "the diff is of app.c");
+		ev = h_heald_wait(&h, "RELOAD_DONE", NULL, 10);
+		ASSERT_STREQ(h_str(ev, "how"), "restart", "rebuilt and restarted");
+	}
+	now = h_read(src, NULL);
+	ASSERT_STREQ(now, app_good, "the code is back");
+	free(now);
+	{
+		char *argv[] = { bin, "--version", NULL }, *out = NULL;
+
+		h_run(argv, &out);
+		ASSERT_STREQ(out, "v1\n", "the binary was rebuilt from it");
+		free(out);
+	}
+	(void)pid;
+out:
+	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
+	h_heald_free(&h);
+}
+
 /* After a heal, with heald gone, healctl reads the trace back from the journal. */
 static void test_healctl(void)
 {
@@ -832,6 +914,7 @@ int main(void)
 	h_subtest("breaker_escalates", test_breaker);
 	h_subtest("sigkill_mid_heal_rolled_back", test_sigkill_mid_heal);
 	h_subtest("guardrail_blocks_recorded", test_guardrails);
+	h_subtest("code_patch_rebuilds", test_code_patch_rebuilds);
 	h_subtest("llm_rca_heals", test_llm_rca_heals);
 	h_subtest("llm_fallback", test_llm_fallback);
 	h_subtest("healctl_reads_journal", test_healctl);

@@ -662,6 +662,24 @@ static void test_verdicts_fit_the_array(void **state)
 	assert_int_equal(guard__check(NULL, &p, v, &nv, 2, &by), -EINVAL);
 }
 
+/* Restoring a known-good version: its content ran before, so only paths, sizes and validators apply. */
+static void test_restore_skips_content_rules(void **state)
+{
+	struct env *e = *state;
+	char p[PATH_MAX];
+
+	in(p, e->shop, "main.c");
+	add(e, p, "int main(void)\n{\n\tsystem(\"true\");\n\treturn 0;\n}\n");
+	e->rules.restore = 1;
+	assert_passes(e);
+	/* ...but never outside the allowlist */
+	e->n = 0;
+	in(p, e->outside, "main.c");
+	add(e, p, "int main(void)\n{\n\tsystem(\"true\");\n\treturn 0;\n}\n");
+	assert_blocked(e, "allowlist", p, "is outside the allowlist");
+	e->rules.restore = 0;
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, env_setup, env_teardown)
@@ -688,6 +706,7 @@ int main(void)
 	    T(test_validate_command_hangs),
 	    T(test_good_patches_pass),
 	    T(test_verdicts_fit_the_array),
+	    T(test_restore_skips_content_rules),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

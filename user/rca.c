@@ -231,6 +231,34 @@ static int by_confidence(const void *a, const void *b)
 	return (x->confidence < y->confidence) - (x->confidence > y->confidence);
 }
 
+static bool same_plan(const struct rca_plan *a, const struct rca_plan *b)
+{
+	int i;
+
+	if (a->action != b->action || a->n_files != b->n_files || strcmp(a->dep_target, b->dep_target))
+		return false;
+	for (i = 0; i < a->n_files; i++)
+		if (strcmp(a->files[i], b->files[i]))
+			return false;
+	/* two config playbooks doing the same thing stay: their params may differ */
+	return !a->pb && !b->pb;
+}
+
+/* The same change reached by two rules is tried once (the better ranked one stays). */
+static int dedupe(struct rca_plan *plans, int n)
+{
+	int i, k, out = 0;
+
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < out; k++)
+			if (same_plan(&plans[k], &plans[i]))
+				break;
+		if (k == out)
+			plans[out++] = plans[i];
+	}
+	return out;
+}
+
 int rca__plan(const struct heal_config *cfg, const struct heal_target *t, const struct heal_event *ev,
 	      const struct rca_env *env, struct rca_plan *plans, int max)
 {
@@ -270,5 +298,5 @@ int rca__plan(const struct heal_config *cfg, const struct heal_target *t, const 
 			plans[i].confidence = 1;
 	}
 	qsort(plans, (size_t)n, sizeof(*plans), by_confidence);
-	return n;
+	return dedupe(plans, n);
 }

@@ -3,7 +3,7 @@
 set -eu
 PKGS="make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
 libcjson-dev libcurl4-openssl-dev libcmocka-dev libmicrohttpd-dev systemtap-sdt-dev linux-libc-dev jq util-linux
-binutils curl"
+binutils curl prometheus"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

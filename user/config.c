@@ -1771,6 +1771,13 @@ static void parse_heal_root(struct ctx *c, const cJSON *root, struct heal_config
 	m = member(c, root, "", "llm", false);
 	if (m && want_object(c, m, "llm"))
 		cfg->llm_json = cJSON_PrintUnformatted(m);
+	m = member(c, root, "", "listen", false);
+	if (m && want_string(c, m, "listen")) {
+		if (m->valuestring[0] && !strrchr(m->valuestring, ':'))
+			problem(c, "listen", "expected host:port (or \"\" for no HTTP API), got \"%s\"",
+				m->valuestring);
+		cfg->listen = xstrdup(c, m->valuestring);
+	}
 }
 
 const struct heal_guardrails *config__guardrails(const struct heal_config *cfg,
@@ -1815,7 +1822,7 @@ static void parse_root(struct ctx *c, const cJSON *root, struct heal_config *cfg
 	static const char *const keys[] = { "state_dir",  "targets",   "samples_per_sec",
 					    "ringbuf_kb", "rescan_ms", "mode",
 					    "approve_above", "guardrails", "limits",
-					    "llm",        NULL };
+					    "llm",        "listen",    NULL };
 	char item[FIELD_LEN];
 	const cJSON *m, *e;
 	uint64_t v;
@@ -2053,6 +2060,7 @@ void config__free(struct heal_config *cfg)
 	}
 	free_guardrails(&cfg->guardrails);
 	free(cfg->llm_json);
+	free(cfg->listen);
 	free(cfg->targets);
 	free(cfg->state_dir);
 	free(cfg->path);

@@ -14,6 +14,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "heal/api.h"
 #include "heal/bus.h"
 #include "heal/config.h"
 #include "heal/detect.h"
@@ -45,6 +46,8 @@ static const char usage[] =
 	"                           'file: field: reason' line per problem\n"
 	"  -w, --watch              print every event as one JSON line on stdout\n"
 	"  -n, --dry-run            diagnose and plan every heal, change nothing\n"
+	"  -l, --listen ADDR:PORT   serve the HTTP API and /metrics there (default\n"
+	"                           127.0.0.1:7433; \"\" turns it off)\n"
 	"  -v, --verbose            more logging on stderr (-vv: libbpf's own messages too)\n"
 	"  -V, --version            print the version and exit\n"
 	"  -h, --help               print this help and exit\n"
@@ -64,6 +67,7 @@ struct heald {
 	struct worker *jworker; /* the journal's own thread: its fsyncs never hold up the loop */
 	struct journal *journal;
 	struct healer *healer;
+	struct api *api;
 	unsigned long long journal_dropped;
 	struct detect *detect;
 	struct probe *probe;
@@ -264,6 +268,8 @@ static void handle_tick(struct heald *h)
 	detect__tick(h->detect);
 	targets__tick(h->targets);
 	healer__tick(h->healer);
+	if (h->api && h->ticks % 4 == 0)
+		api__tick(h->api);
 	if ((h->ticks * TICK_MS) % (h->cfg->rescan_ms ? h->cfg->rescan_ms : 2000) < TICK_MS)
 		targets__rescan(h->targets);
 }
@@ -295,6 +301,8 @@ static int run(struct heald *h)
 				worker__dispatch(h->worker);
 			else if (fd == worker__fd(h->jworker))
 				worker__dispatch(h->jworker);
+			else if (h->api && fd == api__fd(h->api))
+				api__dispatch(h->api);
 		}
 	}
 	/* last records and the worker's completions still go out */
@@ -308,6 +316,8 @@ static void heald_cleanup(struct heald *h)
 		targets__signal_children(h->targets, SIGTERM);
 		targets__reap(h->targets);
 	}
+	/* the HTTP threads read what the api module publishes: stop them before anything goes */
+	api__free(h->api);
 	/* the worker first: its completions publish through detect, the healer and the bus */
 	worker__free(h->worker);
 	healer__free(h->healer);
@@ -334,20 +344,21 @@ int main(int argc, char **argv)
 		{ "check-config", required_argument, NULL, 'C' },
 		{ "watch", no_argument, NULL, 'w' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "listen", required_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct heal_config_errors errs = { 0 };
-	const char *config_path = "/etc/heal/heal.json", *why;
+	const char *config_path = "/etc/heal/heal.json", *why, *listen_arg = NULL, *listen;
 	struct heald h = { .epfd = -1, .sigfd = -1, .timerfd = -1 };
 	int verbose = 0, dry_run = 0, c, err, rc = 1;
 	sigset_t mask;
 	char msg[512];
 	size_t i;
 
-	while ((c = getopt_long(argc, argv, "c:wnvVh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:wnl:vVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config_path = optarg;
@@ -359,6 +370,9 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			dry_run = 1;
+			break;
+		case 'l':
+			listen_arg = optarg;
 			break;
 		case 'v':
 			verbose++;
@@ -449,9 +463,29 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	targets__on_restart(h.targets, healer__on_restart, h.healer);
+	/* the API: --listen, else the config's "listen", else the default; "" turns it off */
+	listen = listen_arg ? listen_arg : h.cfg->listen ? h.cfg->listen : "127.0.0.1:7433";
+	if (listen[0]) {
+		h.api = api__new(h.cfg, listen, h.healer, h.probe, msg, sizeof(msg));
+		if (!h.api && (listen_arg || h.cfg->listen)) {
+			log_error("HTTP API on %s: %s", listen, msg);
+			goto cleanup;
+		}
+		/* the implicit default is a convenience: without it heald still heals */
+		if (!h.api)
+			log_warn("no HTTP API on %s: %s", listen, msg);
+		else if ((err = epoll_add(h.epfd, api__fd(h.api)))) {
+			log_error("cannot poll the API's queue: %s", strerror(-err));
+			goto cleanup;
+		}
+		if (h.api)
+			log_info("HTTP API and /metrics on %s (port %u)", listen, api__port(h.api));
+	}
 	/* order matters: the healer stamps trace ids before the journal and the output see events */
 	bus__subscribe(h.bus, NULL, healer__on_event, h.healer);
 	bus__subscribe(h.bus, NULL, journal_event, &h);
+	if (h.api)
+		bus__subscribe(h.bus, NULL, api__on_event, h.api);
 	bus__subscribe(h.bus, NULL, h.watch ? print_event : log_event, NULL);
 	/* a heal cut off by a crash of the previous heald is rolled back before anything starts */
 	healer__recover(h.healer);

@@ -597,3 +597,23 @@ const struct heal_api_rule *probe__api_rule(const struct probe *p, uint32_t api_
 		*target = p->apis[api_id].target;
 	return p->apis[api_id].rule;
 }
+
+int probe__live_counts(struct probe *p, probe_live_count_fn cb, void *ctx)
+{
+	struct heal_count_key key, next, *prev = NULL;
+	struct heal_count val;
+	int fd, n = 0;
+
+	if (!p->sys)
+		return 0;
+	fd = bpf_map__fd(p->sys->maps.sys_counts);
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &next, &val))
+			continue;
+		cb(ctx, next.target_id, next.nr, next.err, val.count);
+		n++;
+	}
+	return n;
+}

@@ -183,6 +183,7 @@ struct heal_config {
 	struct heal_guardrails guardrails;
 	struct heal_limits limits;
 	char *llm_json;            /* the "llm" object as JSON text, parsed by the LLM client; NULL none */
+	char *listen;              /* "listen": the HTTP API's address; NULL: the default; "" off */
 };
 
 /* One "file: field: reason" problem. */

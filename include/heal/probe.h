@@ -46,6 +46,12 @@ int probe__read_stats(struct probe *p, uint64_t stats[HEAL_STAT_MAX]);
 /* Report and forget the in-kernel failure counts of an exited process. */
 int probe__take_counts(struct probe *p, uint32_t tgid, probe_count_fn cb, void *ctx);
 
+/* One live in-kernel count: (target, syscall, errno) of a running process. */
+typedef void (*probe_live_count_fn)(void *ctx, uint32_t target_id, uint32_t nr, uint32_t err,
+				    uint64_t count);
+/* Walk the counts of processes still running (nothing is removed). Returns entries or -errno. */
+int probe__live_counts(struct probe *p, probe_live_count_fn cb, void *ctx);
+
 /* The api rule behind an api_id of a record. */
 const struct heal_api_rule *probe__api_rule(const struct probe *p, uint32_t api_id,
 					    const struct heal_target **target);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 
 #include "heal/config.h"
 #include "heal/journal.h"
@@ -21,16 +22,24 @@
 #define TRACES_MAX 4096
 
 static const char usage[] =
-	"Usage: healctl [--state-dir DIR | --config FILE] [--json] COMMAND\n"
+	"Usage: healctl [--state-dir DIR | --config FILE] [--url URL] [--json] COMMAND\n"
 	"\n"
-	"Commands:\n"
+	"Commands (the journal: work with no heald running):\n"
 	"  traces [--limit N]   heals, newest last: id, target, outcome, playbook, duration\n"
 	"  show TRACE           every step of one heal, with its diff\n"
+	"Commands (a running heald, over its HTTP API):\n"
+	"  status               mode, paused, heals so far\n"
+	"  targets              what heald watches\n"
+	"  follow               every event as it happens (Ctrl-C stops)\n"
 	"  approve TRACE        let a heal that waits for approval go on\n"
 	"  reject TRACE         refuse it (it ends as HEAL_FAILED)\n"
+	"  rollback TRACE       undo a finished heal's changes\n"
+	"  pause | resume       stop / start healing (failures are still detected)\n"
+	"  mode auto|approve|dry-run|observe\n"
 	"\n"
 	"The state directory defaults to the config's state_dir (--config, default\n"
-	"/etc/heal/heal.json), else /var/lib/heal.\n";
+	"/etc/heal/heal.json), else /var/lib/heal; the API's token is read from it.\n"
+	"--url defaults to http://<the config's listen, else 127.0.0.1:7433>.\n";
 
 struct trace_row {
 	char id[64];
@@ -220,6 +229,194 @@ out:
 	return rc;
 }
 
+/* ---- the HTTP API -------------------------------------------------------------------- */
+
+struct buf {
+	char *p;
+	size_t n;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	struct buf *b = ctx;
+	size_t len = size * nmemb;
+	char *np;
+
+	if (b->n + len > (8u << 20))
+		return 0;
+	np = realloc(b->p, b->n + len + 1);
+	if (!np)
+		return 0;
+	b->p = np;
+	memcpy(b->p + b->n, data, len);
+	b->n += len;
+	b->p[b->n] = 0;
+	return len;
+}
+
+static size_t on_stream(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	size_t len = size * nmemb, i, start = 0;
+	int json = *(int *)ctx;
+
+	/* SSE: print the data lines (the events' JSON); pretty one-liners for people */
+	for (i = 0; i < len; i++) {
+		if (data[i] != '\n')
+			continue;
+		if (i - start > 6 && strncmp(data + start, "data: ", 6) == 0) {
+			if (json) {
+				fwrite(data + start + 6, 1, i - start - 6, stdout);
+				putchar('\n');
+			} else {
+				char *line = strndup(data + start + 6, i - start - 6);
+				cJSON *o = line ? cJSON_Parse(line) : NULL;
+				const char *ts = cJSON_GetStringValue(cJSON_GetObjectItem(o, "timestamp"));
+
+				printf("%s  %-16s %s%s%s\n", ts ? ts + 11 : "",
+				       cJSON_GetStringValue(cJSON_GetObjectItem(o, "type")) ?: "?",
+				       cJSON_GetStringValue(cJSON_GetObjectItem(o, "key")) ?: "",
+				       cJSON_GetStringValue(cJSON_GetObjectItem(o, "trace_id")) ? "  " : "",
+				       cJSON_GetStringValue(cJSON_GetObjectItem(o, "trace_id")) ?: "");
+				cJSON_Delete(o);
+				free(line);
+			}
+			fflush(stdout);
+		}
+		start = i + 1;
+	}
+	return len;
+}
+
+/* One request to heald; returns the HTTP status, or -1 (message printed) when heald did not answer. */
+static long api_call(const char *url, const char *method, const char *path, const char *token,
+		     const char *body, struct buf *out, int stream, int json)
+{
+	char full[1024], auth[256];
+	struct curl_slist *hdr = NULL;
+	long status = -1;
+	CURLcode rc;
+	CURL *c = curl_easy_init();
+
+	if (!c)
+		return -1;
+	snprintf(full, sizeof(full), "%s%s", url, path);
+	curl_easy_setopt(c, CURLOPT_URL, full);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+	if (!stream)
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	if (token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		hdr = curl_slist_append(hdr, auth);
+	}
+	if (body) {
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (stream) {
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &json);
+	} else {
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+	}
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT)
+		fprintf(stderr, "healctl: heald is not running, or not listening on %s (%s)\n", url,
+			curl_easy_strerror(rc));
+	else
+		fprintf(stderr, "healctl: %s: %s\n", full, curl_easy_strerror(rc));
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+static char *read_token(const char *state_dir)
+{
+	char path[4096 + 32], buf[256];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/api.token", state_dir);
+	f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = 0;
+	return strdup(buf);
+}
+
+/* GET or POST path; prints the answer (JSON, or a table for people) and returns the exit code. */
+static int cmd_api(const char *url, const char *state_dir, const char *method, const char *path,
+		   const char *body, int json)
+{
+	char *token = strcmp(method, "POST") == 0 ? read_token(state_dir) : NULL;
+	struct buf out = { 0 };
+	long status;
+	int rc = 0;
+
+	if (!strcmp(method, "POST") && !token) {
+		fprintf(stderr, "healctl: no token in %s/api.token (run as root, or pass --state-dir)\n",
+			state_dir);
+		return 1;
+	}
+	status = api_call(url, method, path, token, body, &out, 0, json);
+	free(token);
+	if (status < 0)
+		return 1;
+	if (status == 401 || status == 403) {
+		fprintf(stderr, "healctl: heald refused the token (%ld): is %s the state dir of the heald at %s?\n",
+			status, state_dir, url);
+		rc = 1;
+	} else if (status >= 400) {
+		cJSON *e = out.p ? cJSON_Parse(out.p) : NULL;
+
+		fprintf(stderr, "healctl: %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(e, "error")) ?: "error");
+		cJSON_Delete(e);
+		rc = 1;
+	} else if (json || strcmp(method, "GET")) {
+		puts(out.p ? out.p : "{}");
+	} else {
+		cJSON *o = cJSON_Parse(out.p ? out.p : ""), *it;
+
+		if (cJSON_IsArray(o)) {
+			printf("%-20s %-6s %-9s %-8s %-6s %-4s %s\n", "TARGET", "KIND", "SYSCALLS", "CRASHES",
+			       "EXITS", "OOM", "API RULES");
+			cJSON_ArrayForEach(it, o) {
+				const cJSON *d = cJSON_GetObjectItem(it, "detect");
+
+				printf("%-20s %-6s %-9s %-8s %-6s %-4s %d\n",
+				       cJSON_GetStringValue(cJSON_GetObjectItem(it, "name")),
+				       cJSON_GetStringValue(cJSON_GetObjectItem(it, "kind")),
+				       cJSON_IsTrue(cJSON_GetObjectItem(d, "syscalls")) ? "yes" : "-",
+				       cJSON_IsTrue(cJSON_GetObjectItem(d, "crashes")) ? "yes" : "-",
+				       cJSON_IsTrue(cJSON_GetObjectItem(d, "exits")) ? "yes" : "-",
+				       cJSON_IsTrue(cJSON_GetObjectItem(d, "oom")) ? "yes" : "-",
+				       (int)cJSON_GetNumberValue(cJSON_GetObjectItem(d, "api")));
+			}
+		} else {
+			cJSON_ArrayForEach(it, o) {
+				if (cJSON_IsString(it))
+					printf("%-14s %s\n", it->string, it->valuestring);
+				else if (cJSON_IsBool(it))
+					printf("%-14s %s\n", it->string, cJSON_IsTrue(it) ? "yes" : "no");
+				else if (cJSON_IsNumber(it))
+					printf("%-14s %.0f\n", it->string, it->valuedouble);
+			}
+		}
+		cJSON_Delete(o);
+	}
+	free(out.p);
+	return rc;
+}
+
 static int cmd_decide(const char *state_dir, const char *id, const char *what)
 {
 	char path[4096 + 128];
@@ -248,16 +445,21 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "limit", required_argument, NULL, 'l' },
+		{ "url", required_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *state_dir = NULL, *config = "/etc/heal/heal.json", *cmd, *arg;
+	const char *state_dir = NULL, *config = "/etc/heal/heal.json", *cmd, *arg, *url = NULL;
+	char urlbuf[512] = "http://127.0.0.1:7433", path[512];
 	struct heal_config *cfg = NULL;
 	int json = 0, limit = 0, c, rc;
 	char sd[4096];
 
-	while ((c = getopt_long(argc, argv, "s:c:jl:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:c:jl:u:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'u':
+			url = optarg;
+			break;
 		case 's':
 			state_dir = optarg;
 			break;
@@ -282,13 +484,18 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	if (!state_dir) {
-		snprintf(sd, sizeof(sd), "%s", HEAL_DEFAULT_STATE_DIR);
-		if (config__load(config, false, &cfg, NULL) == 0 && cfg->state_dir)
-			snprintf(sd, sizeof(sd), "%s", cfg->state_dir);
-		config__free(cfg);
-		state_dir = sd;
+	if (config__load(config, false, &cfg, NULL) == 0) {
+		if (!state_dir && cfg->state_dir)
+			snprintf(sd, sizeof(sd), "%s", cfg->state_dir), state_dir = sd;
+		if (cfg->listen && cfg->listen[0])
+			snprintf(urlbuf, sizeof(urlbuf), "http://%s", cfg->listen);
 	}
+	config__free(cfg);
+	if (!state_dir)
+		state_dir = HEAL_DEFAULT_STATE_DIR;
+	if (!url)
+		url = urlbuf;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	/* getopt moved the command and its arguments to the end, in their order */
 	cmd = argv[optind++];
 	arg = optind < argc ? argv[optind] : NULL;
@@ -296,8 +503,29 @@ int main(int argc, char **argv)
 		rc = cmd_traces(state_dir, limit, json);
 	else if (strcmp(cmd, "show") == 0 && arg)
 		rc = cmd_show(state_dir, arg, json);
-	else if ((strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0) && arg)
-		rc = cmd_decide(state_dir, arg, cmd);
+	else if ((strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0) && arg) {
+		/* the API when heald listens; else the control directory it reads every tick */
+		snprintf(path, sizeof(path), "/api/v1/traces/%s/%s", arg, cmd);
+		rc = api_call(url, "GET", "/api/v1/status", NULL, NULL, &(struct buf){ 0 }, 0, json) == 200 ?
+			     cmd_api(url, state_dir, "POST", path, "{}", json) :
+			     cmd_decide(state_dir, arg, cmd);
+	} else if (strcmp(cmd, "rollback") == 0 && arg) {
+		snprintf(path, sizeof(path), "/api/v1/traces/%s/rollback", arg);
+		rc = cmd_api(url, state_dir, "POST", path, "{}", json);
+	} else if (strcmp(cmd, "status") == 0)
+		rc = cmd_api(url, state_dir, "GET", "/api/v1/status", NULL, json);
+	else if (strcmp(cmd, "targets") == 0)
+		rc = cmd_api(url, state_dir, "GET", "/api/v1/targets", NULL, json);
+	else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
+		snprintf(path, sizeof(path), "/api/v1/%s", cmd);
+		rc = cmd_api(url, state_dir, "POST", path, "{}", json);
+	} else if (strcmp(cmd, "mode") == 0 && arg) {
+		char body[128];
+
+		snprintf(body, sizeof(body), "{\"mode\": \"%s\"}", arg);
+		rc = cmd_api(url, state_dir, "POST", "/api/v1/mode", body, json);
+	} else if (strcmp(cmd, "follow") == 0)
+		rc = api_call(url, "GET", "/api/v1/events/stream", NULL, NULL, NULL, 1, json) < 0;
 	else {
 		fputs(usage, stderr);
 		rc = 2;

@@ -33,11 +33,12 @@ struct trace_row {
 	int steps;
 };
 
-enum action_kind { ACT_APPROVE = 1, ACT_REJECT };
+enum action_kind { ACT_APPROVE = 1, ACT_REJECT, ACT_ROLLBACK, ACT_PAUSE, ACT_RESUME, ACT_MODE };
 
 struct action {
 	enum action_kind kind;
 	char id[HEAL_TRACE_ID_LEN];
+	enum heal_mode mode;
 };
 
 struct count_key {
@@ -315,7 +316,8 @@ void api__tick(struct api *a)
 		return;
 	cJSON_AddStringToObject(o, "version", HEAL_VERSION);
 	cJSON_AddStringToObject(o, "revision", HEAL_GIT_REV);
-	cJSON_AddStringToObject(o, "mode", config__mode_name(a->cfg->mode));
+	cJSON_AddStringToObject(o, "mode", config__mode_name(healer__mode(a->healer)));
+	cJSON_AddBoolToObject(o, "paused", healer__paused(a->healer));
 	cJSON_AddNumberToObject(o, "uptime_s", (double)(time(NULL) - a->started));
 	cJSON_AddNumberToObject(o, "targets", (double)a->cfg->n_targets);
 	cJSON_AddNumberToObject(o, "open_traces", st.open_traces);
@@ -486,7 +488,45 @@ static void get_traces(void *ctx, const char *path, const struct http_req *rq, s
 	http__reply_cjson(r, 200, o);
 }
 
-/* POST /api/v1/traces/ID/approve|reject: queued for the main loop */
+/* Hand an action to the main loop; false when the queue is full. */
+static bool queue_action(struct api *a, enum action_kind kind, const char *id, enum heal_mode mode)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->n_actions == ACTIONS_MAX) {
+		pthread_mutex_unlock(&a->lock);
+		return false;
+	}
+	a->actions[a->n_actions].kind = kind;
+	a->actions[a->n_actions].mode = mode;
+	snprintf(a->actions[a->n_actions].id, sizeof(a->actions[0].id), "%s", id ? id : "");
+	a->n_actions++;
+	pthread_mutex_unlock(&a->lock);
+	if (write(a->efd, &one, sizeof(one)) < 0)
+		log_warn("api: cannot wake the main loop: %s", strerror(errno));
+	return true;
+}
+
+static void queued(struct http_reply *r)
+{
+	r->status = 202;
+	r->json = strdup("{\"queued\": true}");
+}
+
+static bool known_trace(struct api *a, const char *id)
+{
+	bool hit = false;
+	int i;
+
+	pthread_mutex_lock(&a->lock);
+	for (i = 0; i < a->n_rows && !hit; i++)
+		hit = strcmp(a->rows[i].id, id) == 0;
+	pthread_mutex_unlock(&a->lock);
+	return hit;
+}
+
+/* POST /api/v1/traces/ID/approve|reject|rollback: queued for the main loop */
 static void post_trace(void *ctx, const char *path, const struct cJSON *body, const struct http_req *rq,
 		       struct http_reply *r)
 {
@@ -494,16 +534,17 @@ static void post_trace(void *ctx, const char *path, const struct cJSON *body, co
 	const char *rest = path + strlen("/api/v1/traces/"), *slash;
 	enum action_kind kind;
 	char id[HEAL_TRACE_ID_LEN];
-	uint64_t one = 1;
 
 	if (strncmp(path, "/api/v1/traces/", 15) || !(slash = strchr(rest, '/'))) {
-		http__reply_error(r, 404, "POST /api/v1/traces/ID/approve or /reject");
+		http__reply_error(r, 404, "POST /api/v1/traces/ID/approve, /reject or /rollback");
 		return;
 	}
 	if (!strcmp(slash, "/approve"))
 		kind = ACT_APPROVE;
 	else if (!strcmp(slash, "/reject"))
 		kind = ACT_REJECT;
+	else if (!strcmp(slash, "/rollback"))
+		kind = ACT_ROLLBACK;
 	else {
 		http__reply_error(r, 404, "unknown action %s", slash + 1);
 		return;
@@ -513,20 +554,52 @@ static void post_trace(void *ctx, const char *path, const struct cJSON *body, co
 		return;
 	}
 	snprintf(id, sizeof(id), "%.*s", (int)(slash - rest), rest);
-	pthread_mutex_lock(&a->lock);
-	if (a->n_actions == ACTIONS_MAX) {
-		pthread_mutex_unlock(&a->lock);
+	if (!known_trace(a, id)) {
+		http__reply_error(r, 404, "no trace %s", id);
+		return;
+	}
+	if (!queue_action(a, kind, id, 0)) {
 		http__reply_error(r, 503, "too many actions waiting");
 		return;
 	}
-	a->actions[a->n_actions].kind = kind;
-	snprintf(a->actions[a->n_actions].id, sizeof(a->actions[0].id), "%s", id);
-	a->n_actions++;
-	pthread_mutex_unlock(&a->lock);
-	if (write(a->efd, &one, sizeof(one)) < 0)
-		log_warn("api: cannot wake the main loop: %s", strerror(errno));
-	r->status = 202;
-	r->json = strdup("{\"queued\": true}");
+	queued(r);
+}
+
+static void post_pause(void *ctx, const char *path, const struct cJSON *body, const struct http_req *rq,
+		       struct http_reply *r)
+{
+	if (!queue_action(ctx, strcmp(path, "/api/v1/pause") ? ACT_RESUME : ACT_PAUSE, NULL, 0))
+		http__reply_error(r, 503, "too many actions waiting");
+	else
+		queued(r);
+}
+
+static void post_mode(void *ctx, const char *path, const struct cJSON *body, const struct http_req *rq,
+		      struct http_reply *r)
+{
+	const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(body, "mode"));
+	enum heal_mode mode;
+
+	if (!m) {
+		http__reply_error(r, 400, "expected {\"mode\": \"auto|approve|dry-run|observe\"}");
+		return;
+	}
+	if (!strcmp(m, "auto"))
+		mode = HEAL_MODE_AUTO;
+	else if (!strcmp(m, "approve"))
+		mode = HEAL_MODE_APPROVE;
+	else if (!strcmp(m, "dry-run"))
+		mode = HEAL_MODE_DRY_RUN;
+	else if (!strcmp(m, "observe"))
+		mode = HEAL_MODE_OBSERVE;
+	else {
+		http__reply_error(r, 400, "unknown mode \"%s\": use auto, approve, dry-run or observe", m);
+		return;
+	}
+	if (!queue_action(ctx, ACT_MODE, NULL, mode))
+		http__reply_error(r, 503, "too many actions waiting");
+	else
+		queued(r);
 }
 
 int api__fd(const struct api *a)
@@ -548,12 +621,35 @@ void api__dispatch(struct api *a)
 	a->n_actions = 0;
 	pthread_mutex_unlock(&a->lock);
 	for (i = 0; i < count; i++) {
-		int e = healer__decide(a->healer, todo[i].id, todo[i].kind == ACT_APPROVE, "api");
+		int e = 0;
 
-		if (e)
-			log_warn("api: %s %s: %s", todo[i].kind == ACT_APPROVE ? "approve" : "reject",
-				 todo[i].id, e == -ENOENT ? "no such open trace" : "not waiting for approval");
+		switch (todo[i].kind) {
+		case ACT_APPROVE:
+		case ACT_REJECT:
+			e = healer__decide(a->healer, todo[i].id, todo[i].kind == ACT_APPROVE, "api");
+			if (e)
+				log_warn("api: %s %s: %s", todo[i].kind == ACT_APPROVE ? "approve" : "reject",
+					 todo[i].id, e == -ENOENT ? "no such open trace" : "not waiting for approval");
+			break;
+		case ACT_ROLLBACK:
+			e = healer__rollback(a->healer, todo[i].id);
+			if (e)
+				log_warn("api: rollback %s: %s", todo[i].id,
+					 e == -EBUSY ? "still healing" : e == -ENOENT ? "nothing to roll back" :
+					 strerror(-e));
+			break;
+		case ACT_PAUSE:
+		case ACT_RESUME:
+			healer__pause(a->healer, todo[i].kind == ACT_PAUSE);
+			log_warn("healing %s through the API", todo[i].kind == ACT_PAUSE ? "paused" : "resumed");
+			break;
+		case ACT_MODE:
+			healer__set_mode(a->healer, todo[i].mode);
+			log_warn("mode set to %s through the API", config__mode_name(todo[i].mode));
+			break;
+		}
 	}
+	api__tick(a); /* the status reflects it at once */
 }
 
 unsigned short api__port(const struct api *a)
@@ -570,6 +666,9 @@ struct api *api__new(const struct heal_config *cfg, const char *listen, struct h
 		{ .prefix = "/api/v1/status", .get = get_status, .ctx = a },
 		{ .prefix = "/api/v1/targets", .get = get_targets, .ctx = a },
 		{ .prefix = "/api/v1/traces", .get = get_traces, .post = post_trace, .ctx = a },
+		{ .prefix = "/api/v1/pause", .post = post_pause, .ctx = a },
+		{ .prefix = "/api/v1/resume", .post = post_pause, .ctx = a },
+		{ .prefix = "/api/v1/mode", .post = post_mode, .ctx = a },
 	};
 	struct http_opts o = { .listen = listen, .token = token, .routes = routes,
 			       .n_routes = sizeof(routes) / sizeof(routes[0]) };

@@ -100,8 +100,20 @@ struct outcome {
 	unsigned ok, failed;
 };
 
+#define CLOSED_KEPT 256 /* finished heals a person can still roll back */
+
+struct closed_trace {
+	char id[HEAL_TRACE_ID_LEN];
+	char key[HEAL_KEY_LEN];
+	uint32_t target_id;
+};
+
 struct healer {
 	const struct heal_config *cfg;
+	enum heal_mode mode; /* starts as the config's; the API can change it */
+	bool paused;         /* no new heal starts; failures are counted */
+	struct closed_trace closed[CLOSED_KEPT];
+	int n_closed, next_closed;
 	struct bus *bus;
 	struct worker *worker;
 	struct targets *targets;
@@ -221,7 +233,7 @@ static struct heal_event *step(struct healer *h, struct trace *tr, const char *t
 		cJSON_AddStringToObject(ev->payload, "playbook", tr->plans[tr->cur].playbook);
 	cJSON_AddNumberToObject(ev->payload, "elapsed_ms", (double)(now - tr->started_ms));
 	cJSON_AddNumberToObject(ev->payload, "step_ms", (double)(now - tr->step_ms));
-	cJSON_AddStringToObject(ev->payload, "mode", config__mode_name(h->cfg->mode));
+	cJSON_AddStringToObject(ev->payload, "mode", config__mode_name(h->mode));
 	tr->step_ms = now;
 	return ev;
 }
@@ -1173,6 +1185,16 @@ static void finish(struct healer *h, struct trace *tr, const char *type, const c
 		if (ev)
 			cJSON_AddNumberToObject(ev->payload, "next_attempt_in_ms", (double)backoff);
 	}
+	if (tr->applied_files || strcmp(type, "HEALED") == 0) {
+		struct closed_trace *c = &h->closed[h->next_closed];
+
+		snprintf(c->id, sizeof(c->id), "%s", tr->id);
+		snprintf(c->key, sizeof(c->key), "%s", tr->key);
+		c->target_id = tr->t->id;
+		h->next_closed = (h->next_closed + 1) % CLOSED_KEPT;
+		if (h->n_closed < CLOSED_KEPT)
+			h->n_closed++;
+	}
 	tr->st = T_DONE;
 	tr->cur = tr->n_plans; /* step() no longer names a playbook */
 	publish(h, ev);
@@ -1330,11 +1352,11 @@ static void plan_ready(struct healer *h, struct trace *tr, struct job *j)
 		tr->patch = j->patch;
 		memset(&j->patch, 0, sizeof(j->patch));
 	}
-	if (h->cfg->mode == HEAL_MODE_DRY_RUN) {
+	if (h->mode == HEAL_MODE_DRY_RUN) {
 		finish(h, tr, "DRY_RUN", "dry-run: diagnosed and planned, nothing changed");
 		return;
 	}
-	if (h->cfg->mode == HEAL_MODE_APPROVE && p->risk > h->cfg->approve_above) {
+	if (h->mode == HEAL_MODE_APPROVE && p->risk > h->cfg->approve_above) {
 		ev = step(h, tr, "APPROVAL_REQUIRED", "approval");
 		if (ev) {
 			cJSON_AddNumberToObject(ev->payload, "risk", p->risk);
@@ -1901,7 +1923,7 @@ void healer__on_event(struct heal_event *ev, void *ctx)
 	const struct heal_target *t;
 	struct trace *tr;
 
-	if (!is_failure_type(ev->type) || ev->trace_id[0] || h->cfg->mode == HEAL_MODE_OBSERVE)
+	if (!is_failure_type(ev->type) || ev->trace_id[0] || h->mode == HEAL_MODE_OBSERVE)
 		return;
 	t = config__target_by_name(h->cfg, pstr(ev->payload, "target") ? pstr(ev->payload, "target") : "");
 	if (!t)
@@ -1915,6 +1937,10 @@ void healer__on_event(struct heal_event *ev, void *ctx)
 		if (tr->watch_from_ms && (tr->st == T_VERIFYING || tr->st == T_WINDOW) &&
 		    util__now_ms() >= tr->watch_from_ms)
 			tr->recurred = true;
+		return;
+	}
+	if (h->paused) {
+		h->stats.suppressed++; /* paused by a person: seen, counted, not healed */
 		return;
 	}
 	open_trace(h, ev, t);
@@ -1995,6 +2021,124 @@ int healer__decide(struct healer *h, const char *trace_id, bool approve, const c
 	else
 		finish(h, tr, "HEAL_FAILED", "rejected by a person");
 	return 0;
+}
+
+/* ---- a person's rollback of a finished heal ---------------------------------------- */
+
+struct manual_job {
+	struct healer *h;
+	struct closed_trace c;
+	char dir[PATH_MAX + 64];
+	int restored, failed;
+	char err[256];
+};
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void manual_run(void *arg)
+{
+	struct manual_job *m = arg;
+	char *ids[16];
+	struct dirent *de;
+	int n = 0, i;
+	DIR *d = opendir(m->dir);
+
+	if (!d) {
+		snprintf(m->err, sizeof(m->err), "no backup for this heal");
+		return;
+	}
+	while ((de = readdir(d)) && n < 16)
+		if (de->d_name[0] != '.')
+			ids[n++] = strdup(de->d_name);
+	closedir(d);
+	qsort(ids, (size_t)n, sizeof(ids[0]), cmp_names);
+	/* newest first: every change of the heal is undone, back to what was there before it */
+	for (i = n - 1; i >= 0; i--) {
+		if (ids[i] && patch__restore(m->dir, ids[i], m->err, sizeof(m->err)) == 0)
+			m->restored++;
+		else
+			m->failed++;
+		free(ids[i]);
+	}
+}
+
+static void manual_done(void *arg)
+{
+	struct manual_job *m = arg;
+	struct healer *h = m->h;
+	const struct heal_target *t = config__target_by_id(h->cfg, m->c.target_id);
+	struct heal_event *ev = event__new("ROLLBACK_DONE");
+
+	if (t && m->restored) {
+		/* the restored files take effect the way the target reloads */
+		if (t->exec && t->reload.restart)
+			targets__restart(h->targets, t->id, t->reload.stop_timeout_ms);
+		else if (t->reload.signal > 0)
+			targets__signal(h->targets, t->id, t->reload.signal);
+	}
+	if (ev) {
+		snprintf(ev->key, sizeof(ev->key), "%s", m->c.key);
+		snprintf(ev->trace_id, sizeof(ev->trace_id), "%s", m->c.id);
+		ev->ui_hint = "rollback";
+		cJSON_AddStringToObject(ev->payload, "target", t ? t->name : "?");
+		cJSON_AddBoolToObject(ev->payload, "manual", 1);
+		cJSON_AddNumberToObject(ev->payload, "restored", m->restored);
+		cJSON_AddNumberToObject(ev->payload, "failed", m->failed);
+		if (m->err[0])
+			cJSON_AddStringToObject(ev->payload, "error", m->err);
+		publish(h, ev);
+	}
+	if (m->restored)
+		h->stats.rolled_back++;
+	free(m);
+}
+
+int healer__rollback(struct healer *h, const char *trace_id)
+{
+	struct manual_job *m;
+	int i;
+
+	if (trace_by_id(h, trace_id))
+		return -EBUSY; /* still healing: its own rollback runs if the fix does not hold */
+	for (i = 0; i < h->n_closed; i++)
+		if (strcmp(h->closed[i].id, trace_id) == 0)
+			break;
+	if (i == h->n_closed)
+		return -ENOENT;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->h = h;
+	m->c = h->closed[i];
+	snprintf(m->dir, sizeof(m->dir), "%s/%s", h->backups, trace_id);
+	if (worker__submit(h->worker, manual_run, manual_done, m)) {
+		free(m);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+void healer__set_mode(struct healer *h, enum heal_mode mode)
+{
+	h->mode = mode;
+}
+
+enum heal_mode healer__mode(const struct healer *h)
+{
+	return h->mode;
+}
+
+void healer__pause(struct healer *h, bool paused)
+{
+	h->paused = paused;
+}
+
+bool healer__paused(const struct healer *h)
+{
+	return h->paused;
 }
 
 void healer__stats(const struct healer *h, struct healer_stats *st)
@@ -2190,6 +2334,7 @@ struct healer *healer__new(const struct heal_config *cfg, struct bus *bus, struc
 		return NULL;
 	}
 	h->cfg = cfg;
+	h->mode = cfg->mode;
 	h->bus = bus;
 	h->worker = w;
 	h->targets = ts;

@@ -51,5 +51,16 @@ void healer__on_restart(void *ctx, uint32_t target_id, int pid_or_err);
 /* A person's decision on a trace waiting for approval. 0, -ENOENT, -EINVAL (not waiting). */
 int healer__decide(struct healer *h, const char *trace_id, bool approve, const char *who);
 void healer__stats(const struct healer *h, struct healer_stats *st);
+/*
+ * Undo a finished heal (its backups restored newest first, then the target
+ * reloaded); ROLLBACK_DONE with "manual" reports it. 0 when queued, -ENOENT
+ * (unknown or nothing was changed), -EBUSY (still open).
+ */
+int healer__rollback(struct healer *h, const char *trace_id);
+/* The mode in force (the config's until changed) and pausing: while paused no heal starts. */
+void healer__set_mode(struct healer *h, enum heal_mode mode);
+enum heal_mode healer__mode(const struct healer *h);
+void healer__pause(struct healer *h, bool paused);
+bool healer__paused(const struct healer *h);
 
 #endif /* HEAL_HEALER_H */

@@ -373,8 +373,96 @@ out:
 	shop_stop(&s);
 }
 
+static int healctl(struct shop *s, char **out, const char *a1, const char *a2)
+{
+	char url[64], sd[PATH_MAX + 16];
+	char *argv[] = { (char *)h_bin("healctl"), "--url", url, "--state-dir", sd, (char *)a1, (char *)a2,
+			 NULL };
+	int st;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", api_port);
+	snprintf(sd, sizeof(sd), "%s/state", s->h.dir);
+	st = h_run(argv, out);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* healctl drives a running heald: status, pause/resume, mode, rollback of a finished heal. */
+static void test_controls(void)
+{
+	char schema[PATH_MAX + 64], trace[64], *out = NULL, *good = NULL, *now;
+	struct shop s;
+	cJSON *end;
+
+	if (!h_need_bpf())
+		return;
+	if (!ASSERT_TRUE(api_shop(&s, NULL), "shop up under heald"))
+		goto done;
+	ASSERT_EQ(healctl(&s, &out, "status", NULL), 0, "healctl status");
+	ASSERT_TRUE(out && strstr(out, "mode") && strstr(out, "auto"), "status shows the mode");
+	free(out);
+	ASSERT_EQ(healctl(&s, &out, "targets", NULL), 0, "healctl targets");
+	ASSERT_TRUE(out && strstr(out, "shop") && strstr(out, "payments"), "targets listed");
+	free(out);
+
+	/* paused: the failure is seen, nothing is healed */
+	ASSERT_EQ(healctl(&s, &out, "pause", NULL), 0, "healctl pause");
+	free(out);
+	h_heald_drain(&s.h, 300);
+	shop_path(schema, sizeof(schema), &s, "returns-schema.json");
+	good = h_read(schema, NULL);
+	h_write(schema, BROKEN_SCHEMA);
+	h_http(s.port, "POST", "/returns", A_RETURN);
+	ASSERT_OK_PTR(h_heald_wait(&s.h, "API_FAILURE", NULL, SHOP_WAIT_MS), "the failure is seen");
+	h_heald_drain(&s.h, 1000);
+	ASSERT_EQ(h_heald_count(&s.h, "RCA_READY"), 0, "paused: no heal started");
+	ASSERT_EQ(healctl(&s, &out, "status", NULL), 0, "status while paused");
+	ASSERT_TRUE(out && strstr(out, "paused") && strstr(out, "yes"), "status says paused");
+	free(out);
+
+	/* resumed, in dry-run: planned, not changed */
+	ASSERT_EQ(healctl(&s, &out, "mode", "dry-run"), 0, "healctl mode dry-run");
+	free(out);
+	ASSERT_EQ(healctl(&s, &out, "resume", NULL), 0, "healctl resume");
+	free(out);
+	h_heald_drain(&s.h, 400);
+	h_http(s.port, "POST", "/returns", A_RETURN);
+	ASSERT_OK_PTR(h_heald_wait(&s.h, "DRY_RUN", NULL, SHOP_WAIT_MS), "dry-run after the mode change");
+	now = h_read(schema, NULL);
+	ASSERT_STREQ(now, BROKEN_SCHEMA, "dry-run changed nothing");
+	free(now);
+
+	/* auto again: healed; then a person rolls the heal back */
+	ASSERT_EQ(healctl(&s, &out, "mode", "auto"), 0, "healctl mode auto");
+	free(out);
+	ASSERT_EQ(healctl(&s, &out, "mode", "sideways"), 1, "an unknown mode is refused");
+	free(out);
+	h_heald_drain(&s.h, 400);
+	h_http(s.port, "POST", "/returns", A_RETURN);
+	end = h_heald_wait(&s.h, "HEALED", NULL, SHOP_WAIT_MS);
+	if (!ASSERT_OK_PTR(end, "healed"))
+		goto done;
+	snprintf(trace, sizeof(trace), "%s", shop_trace_of(end));
+	now = h_read(schema, NULL);
+	ASSERT_STREQ(now, good, "healed: the schema is restored");
+	free(now);
+	h_heald_drain(&s.h, 1200);
+	ASSERT_EQ(healctl(&s, &out, "rollback", trace), 0, "healctl rollback TRACE");
+	free(out);
+	ASSERT_OK_PTR(h_heald_wait(&s.h, "ROLLBACK_DONE", NULL, SHOP_WAIT_MS), "rolled back");
+	now = h_read(schema, NULL);
+	ASSERT_STREQ(now, BROKEN_SCHEMA, "the rollback brought back the bytes from before the heal");
+	free(now);
+	ASSERT_EQ(healctl(&s, &out, "rollback", "tr-nope"), 1, "an unknown trace is an error");
+	free(out);
+	out = NULL;
+done:
+	free(good);
+	shop_stop(&s);
+}
+
 int main(void)
 {
+	h_subtest("healctl_controls", test_controls);
 	h_subtest("metrics_and_api", test_metrics_and_api);
 	h_subtest("auth_and_approve", test_auth_and_approve);
 	h_subtest("event_stream", test_event_stream);

@@ -560,45 +560,10 @@ int probe__read_stats(struct probe *p, uint64_t stats[HEAL_STAT_MAX])
 	return sum_percpu(p, bpf_map__fd(p->procs->maps.stats), stats, HEAL_STAT_MAX);
 }
 
-int probe__take_counts(struct probe *p, uint32_t tgid, probe_count_fn cb, void *ctx)
-{
-	struct heal_count_key key, next, *prev = NULL;
-	struct heal_count val;
-	int fd, n = 0;
+typedef void (*count_walk_fn)(void *ctx, const struct heal_count_key *k, const struct heal_count *v);
 
-	if (!p->sys)
-		return 0;
-	fd = bpf_map__fd(p->sys->maps.sys_counts);
-	/* Collect first, delete after: deleting while walking restarts the walk. */
-	struct heal_count_key found[256];
-	size_t nfound = 0, i;
-
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (next.tgid != tgid || bpf_map_lookup_elem(fd, &next, &val))
-			continue;
-		cb(ctx, next.nr, next.err, val.count);
-		n++;
-		if (nfound < sizeof(found) / sizeof(found[0]))
-			found[nfound++] = next;
-	}
-	for (i = 0; i < nfound; i++)
-		bpf_map_delete_elem(fd, &found[i]);
-	return n;
-}
-
-const struct heal_api_rule *probe__api_rule(const struct probe *p, uint32_t api_id,
-					    const struct heal_target **target)
-{
-	if (api_id >= p->n_apis)
-		return NULL;
-	if (target)
-		*target = p->apis[api_id].target;
-	return p->apis[api_id].rule;
-}
-
-int probe__live_counts(struct probe *p, probe_live_count_fn cb, void *ctx)
+/* Every entry of the in-kernel count table, without removing any. Returns entries or -errno. */
+static int walk_counts(struct probe *p, count_walk_fn fn, void *ctx)
 {
 	struct heal_count_key key, next, *prev = NULL;
 	struct heal_count val;
@@ -612,8 +577,82 @@ int probe__live_counts(struct probe *p, probe_live_count_fn cb, void *ctx)
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &next, &val))
 			continue;
-		cb(ctx, next.target_id, next.nr, next.err, val.count);
+		fn(ctx, &next, &val);
 		n++;
 	}
 	return n;
 }
+
+struct take_ctx {
+	uint32_t tgid;
+	probe_count_fn cb;
+	void *ctx;
+	struct heal_count_key found[256];
+	size_t nfound;
+	int n;
+};
+
+static void take_one(void *arg, const struct heal_count_key *k, const struct heal_count *v)
+{
+	struct take_ctx *t = arg;
+
+	if (k->tgid != t->tgid)
+		return;
+	t->cb(t->ctx, k->nr, k->err, v->count);
+	t->n++;
+	if (t->nfound < sizeof(t->found) / sizeof(t->found[0]))
+		t->found[t->nfound++] = *k;
+}
+
+int probe__take_counts(struct probe *p, uint32_t tgid, probe_count_fn cb, void *ctx)
+{
+	struct take_ctx *t;
+	size_t i;
+	int n;
+
+	if (!p->sys)
+		return 0;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->tgid = tgid;
+	t->cb = cb;
+	t->ctx = ctx;
+	/* collect first, delete after: deleting while walking restarts the walk */
+	walk_counts(p, take_one, t);
+	for (i = 0; i < t->nfound; i++)
+		bpf_map_delete_elem(bpf_map__fd(p->sys->maps.sys_counts), &t->found[i]);
+	n = t->n;
+	free(t);
+	return n;
+}
+
+struct live_ctx {
+	probe_live_count_fn cb;
+	void *ctx;
+};
+
+static void live_one(void *arg, const struct heal_count_key *k, const struct heal_count *v)
+{
+	struct live_ctx *l = arg;
+
+	l->cb(l->ctx, k->target_id, k->nr, k->err, v->count);
+}
+
+int probe__live_counts(struct probe *p, probe_live_count_fn cb, void *ctx)
+{
+	struct live_ctx l = { .cb = cb, .ctx = ctx };
+
+	return walk_counts(p, live_one, &l);
+}
+
+const struct heal_api_rule *probe__api_rule(const struct probe *p, uint32_t api_id,
+					    const struct heal_target **target)
+{
+	if (api_id >= p->n_apis)
+		return NULL;
+	if (target)
+		*target = p->apis[api_id].target;
+	return p->apis[api_id].rule;
+}
+

@@ -50,7 +50,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 E2E_TESTS := $(patsubst tests/e2e/%.c,%,$(wildcard tests/e2e/test_*.c))
 
 .DELETE_ON_ERROR:
-.PHONY: all clean test test-unit test-e2e test-san demo deps install uninstall vmlinux format lint check
+.PHONY: all clean test test-unit test-e2e test-san test-ui demo deps install uninstall vmlinux format lint check
 
 all: $(BIN)/heald $(addprefix $(BIN)/,$(TOOLS)) heald failgen healctl
 
@@ -79,6 +79,13 @@ $(OUTPUT)/syscall_table.h: tools/gen-syscalls.sh | $(OUTPUT)
 # -- userspace ------------------------------------------------------------------
 $(OBJDIR)/user/probe.o: $(SKELS)
 $(OBJDIR)/user/names.o: $(OUTPUT)/syscall_table.h
+
+# The dashboard, embedded in heald as byte arrays.
+DASHBOARD_FILES := tools/dashboard/index.html tools/dashboard/app.js tools/dashboard/style.css
+$(OUTPUT)/dashboard_assets.h: tools/embed.sh $(DASHBOARD_FILES) | $(OUTPUT)
+	$(call msg,GEN,$@)
+	$(Q)sh tools/embed.sh $@ $(DASHBOARD_FILES)
+$(OBJDIR)/user/dashboard.o: $(OUTPUT)/dashboard_assets.h
 
 $(OBJDIR)/user/%.o: user/%.c | $(OBJDIR)/user $(SKELS)
 	$(call msg,CC,$@)
@@ -130,7 +137,7 @@ $(BIN)/test_%: $(OBJDIR)/tests/test_%.o $(LIB_OBJS) $(OBJDIR)/tests/harness.o $(
 # The README's two commands install what they need first (deps is a no-op when all is there).
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(addprefix $(BIN)/,$(UNIT_TESTS) $(E2E_TESTS))
-	$(Q)BIN=$(BIN) sh tests/run.sh $(UNIT_TESTS) $(E2E_TESTS)
+	$(Q)BIN=$(BIN) sh tests/run.sh $(UNIT_TESTS) $(E2E_TESTS) test_ui
 
 test-unit: all $(addprefix $(BIN)/,$(UNIT_TESTS))
 	$(Q)BIN=$(BIN) sh tests/run.sh $(UNIT_TESTS)
@@ -142,6 +149,10 @@ test-e2e: all $(addprefix $(BIN)/,$(E2E_TESTS))
 test-san: deps
 	$(Q)$(MAKE) --no-print-directory SAN=1 all $(addprefix $(OUTPUT)/san/bin/,$(UNIT_TESTS) $(E2E_TESTS))
 	$(Q)BIN=$(OUTPUT)/san/bin ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh $(UNIT_TESTS) $(E2E_TESTS)
+
+# The dashboard in headless Chromium (also part of make test).
+test-ui: all
+	$(Q)BIN=$(BIN) sh tests/run.sh test_ui
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -8,7 +8,15 @@ passed=0 failed=0 skipped=0 broken=""
 for t in "$@"; do
 	echo "== $t"
 	out=$(mktemp)
-	"$BIN/$t" 2>&1 | tee "$out"
+	if [ "$t" = test_ui ]; then
+		# the dashboard in headless Chromium; a skip (77) is a failure where everything is required
+		bash tests/ui/run.sh "$BIN" 2>&1 | tee "$out"
+		if [ "${HEAL_REQUIRE_BPF:-0}" = 1 ] && grep -q '^test_ui: 0 passed, 0 failed, 1 skipped' "$out"; then
+			echo "test_ui: 0 passed, 1 failed, 0 skipped (a skip is a failure under HEAL_REQUIRE_BPF=1)" >> "$out"
+		fi
+	else
+		"$BIN/$t" 2>&1 | tee "$out"
+	fi
 
 	# cmocka
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$out" | tail -n 1)

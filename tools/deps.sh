@@ -3,12 +3,22 @@
 set -eu
 PKGS="make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
 libcjson-dev libcurl4-openssl-dev libcmocka-dev libmicrohttpd-dev systemtap-sdt-dev linux-libc-dev jq util-linux
-binutils curl prometheus"
+binutils curl prometheus chromium"
+# node and npm for the dashboard test (playwright-core drives the system's chromium)
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+ui_modules() {
+	# playwright-core only: no browser is downloaded
+	[ -d tests/ui/node_modules/playwright-core ] && return 0
+	(cd tests/ui && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+		echo "deps: npm ci in tests/ui failed: the dashboard test will skip" >&2
+}
 if [ -z "$missing" ]; then
+	ui_modules
 	exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -21,3 +31,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing >/dev/null
+ui_modules

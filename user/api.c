@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "heal/api.h"
+#include "heal/dashboard.h"
 #include "heal/eventlog.h"
 #include "heal/http.h"
 #include "heal/log.h"
@@ -703,6 +704,7 @@ struct api *api__new(const struct heal_config *cfg, const char *listen, struct h
 	}
 	o.events = a->el;
 	o.metrics = a->m;
+	o.asset = dashboard__asset; /* the dashboard at / */
 	a->http = http__new(&o, err, errlen);
 	if (!a->http)
 		goto fail;

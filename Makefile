@@ -11,14 +11,14 @@ DESTDIR ?=
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-PKGS := libbpf libelf libdw zlib libcjson libcurl libmicrohttpd
+PKGS := libbpf libelf libdw zlib libcjson libcurl libmicrohttpd libpq
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Wshadow -Wformat=2 \
 	  -Wmissing-prototypes -Wstrict-prototypes -fno-omit-frame-pointer \
 	  -MMD -MP -I include -I $(OUTPUT) \
 	  -DHEAL_VERSION='"$(VERSION)"' -DHEAL_GIT_REV='"$(GIT_REV)"' \
 	  $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -ldw -lz -lcjson -lcurl -lmicrohttpd) -lpthread
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -ldw -lz -lcjson -lcurl -lmicrohttpd -lpq) -lpthread
 BPF_CFLAGS := -g -O2 -Wall -Werror=implicit-function-declaration -target bpf -D__TARGET_ARCH_$(ARCH) -I include -I vmlinux -I $(OUTPUT) \
 	      -idirafter /usr/include/$(shell $(CC) -dumpmachine 2>/dev/null)
 

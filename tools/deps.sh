@@ -3,7 +3,7 @@
 set -eu
 PKGS="make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
 libcjson-dev libcurl4-openssl-dev libcmocka-dev libmicrohttpd-dev systemtap-sdt-dev linux-libc-dev jq util-linux
-binutils curl prometheus chromium"
+binutils curl prometheus chromium libpq-dev postgresql"
 # node and npm for the dashboard test (playwright-core drives the system's chromium)
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"

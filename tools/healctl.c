@@ -18,6 +18,7 @@
 
 #include "heal/config.h"
 #include "heal/journal.h"
+#include "heal/store_pg.h"
 
 #define TRACES_MAX 4096
 
@@ -26,6 +27,9 @@ static const char usage[] =
 	"\n"
 	"Commands (the journal: work with no heald running):\n"
 	"  traces [--limit N]   heals, newest last: id, target, outcome, playbook, duration\n"
+	"  --postgres URL traces [--all-hosts]\n"
+	"                       the fleet view: heals from the PostgreSQL store (this host's,\n"
+	"                       or every host's)\n"
 	"  show TRACE           every step of one heal, with its diff\n"
 	"Commands (a running heald, over its HTTP API):\n"
 	"  status               mode, paused, heals so far\n"
@@ -180,6 +184,39 @@ static int cmd_traces(const char *state_dir, int limit, int json)
 out:
 	free(c.rows);
 	return rc;
+}
+
+/* The fleet view from the PostgreSQL store. */
+static int cmd_pg_traces(const char *url, int all_hosts, int limit, int json)
+{
+	cJSON *arr = NULL;
+	const cJSON *it;
+	char err[256];
+	int e = store_pg__query_traces(url, all_hosts, NULL, limit, &arr, err, sizeof(err));
+
+	if (e) {
+		fprintf(stderr, "healctl: %s\n", err);
+		return 1;
+	}
+	if (json) {
+		char *s = cJSON_Print(arr);
+
+		puts(s ? s : "[]");
+		free(s);
+	} else {
+		printf("%-20s %-28s %-16s %-18s %-20s %s\n", "HOST", "TRACE", "TARGET", "STATE", "PLAYBOOK",
+		       "SIGNATURE");
+		cJSON_ArrayForEach(it, arr)
+			printf("%-20s %-28s %-16s %-18s %-20s %s\n",
+			       cJSON_GetStringValue(cJSON_GetObjectItem(it, "host")) ?: "",
+			       cJSON_GetStringValue(cJSON_GetObjectItem(it, "trace_id")) ?: "",
+			       cJSON_GetStringValue(cJSON_GetObjectItem(it, "target")) ?: "",
+			       cJSON_GetStringValue(cJSON_GetObjectItem(it, "state")) ?: "",
+			       cJSON_GetStringValue(cJSON_GetObjectItem(it, "playbook")) ?: "-",
+			       cJSON_GetStringValue(cJSON_GetObjectItem(it, "key")) ?: "");
+	}
+	cJSON_Delete(arr);
+	return 0;
 }
 
 static int cmd_show(const char *state_dir, const char *id, int json)
@@ -446,19 +483,28 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "url", required_argument, NULL, 'u' },
+		{ "postgres", required_argument, NULL, 'P' },
+		{ "all-hosts", no_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *state_dir = NULL, *config = "/etc/heal/heal.json", *cmd, *arg, *url = NULL;
 	char urlbuf[512] = "http://127.0.0.1:7433", path[512];
 	struct heal_config *cfg = NULL;
-	int json = 0, limit = 0, c, rc;
+	int json = 0, limit = 0, c, rc, all_hosts = 0;
+	const char *pg = NULL;
 	char sd[4096];
 
 	while ((c = getopt_long(argc, argv, "s:c:jl:u:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'u':
 			url = optarg;
+			break;
+		case 'P':
+			pg = optarg;
+			break;
+		case 'A':
+			all_hosts = 1;
 			break;
 		case 's':
 			state_dir = optarg;
@@ -499,7 +545,9 @@ int main(int argc, char **argv)
 	/* getopt moved the command and its arguments to the end, in their order */
 	cmd = argv[optind++];
 	arg = optind < argc ? argv[optind] : NULL;
-	if (strcmp(cmd, "traces") == 0)
+	if (strcmp(cmd, "traces") == 0 && pg)
+		rc = cmd_pg_traces(pg, all_hosts, limit, json);
+	else if (strcmp(cmd, "traces") == 0)
 		rc = cmd_traces(state_dir, limit, json);
 	else if (strcmp(cmd, "show") == 0 && arg)
 		rc = cmd_show(state_dir, arg, json);

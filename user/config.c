@@ -1771,6 +1771,19 @@ static void parse_heal_root(struct ctx *c, const cJSON *root, struct heal_config
 	m = member(c, root, "", "llm", false);
 	if (m && want_object(c, m, "llm"))
 		cfg->llm_json = cJSON_PrintUnformatted(m);
+	m = member(c, root, "", "store", false);
+	if (m && want_object(c, m, "store")) {
+		static const char *const keys[] = { "postgres", "host", NULL };
+		const cJSON *v;
+
+		check_keys(c, m, "store", keys);
+		v = member(c, m, "store", "postgres", true);
+		if (v && want_nonempty_string(c, v, "store.postgres"))
+			cfg->store_postgres = xstrdup(c, v->valuestring);
+		v = member(c, m, "store", "host", false);
+		if (v && want_nonempty_string(c, v, "store.host"))
+			cfg->store_host = xstrdup(c, v->valuestring);
+	}
 	m = member(c, root, "", "listen", false);
 	if (m && want_string(c, m, "listen")) {
 		if (m->valuestring[0] && !strrchr(m->valuestring, ':'))
@@ -1822,7 +1835,8 @@ static void parse_root(struct ctx *c, const cJSON *root, struct heal_config *cfg
 	static const char *const keys[] = { "state_dir",  "targets",   "samples_per_sec",
 					    "ringbuf_kb", "rescan_ms", "mode",
 					    "approve_above", "guardrails", "limits",
-					    "llm",        "listen",    NULL };
+					    "llm",        "listen",    "store",
+					    NULL };
 	char item[FIELD_LEN];
 	const cJSON *m, *e;
 	uint64_t v;
@@ -2061,6 +2075,8 @@ void config__free(struct heal_config *cfg)
 	free_guardrails(&cfg->guardrails);
 	free(cfg->llm_json);
 	free(cfg->listen);
+	free(cfg->store_postgres);
+	free(cfg->store_host);
 	free(cfg->targets);
 	free(cfg->state_dir);
 	free(cfg->path);

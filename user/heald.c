@@ -9,7 +9,9 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
@@ -22,6 +24,7 @@
 #include "heal/journal.h"
 #include "heal/log.h"
 #include "heal/probe.h"
+#include "heal/store_pg.h"
 #include "heal/targets.h"
 #include "heal/util.h"
 #include "heal/worker.h"
@@ -68,6 +71,9 @@ struct heald {
 	struct journal *journal;
 	struct healer *healer;
 	struct api *api;
+	struct store_pg *store;
+	char boot_id[20];        /* this run of heald: event uids are boot_id-seq */
+	unsigned long long seq;
 	unsigned long long journal_dropped;
 	struct detect *detect;
 	struct probe *probe;
@@ -156,6 +162,19 @@ static int open_journal(const char *dir, struct journal **j)
 	while ((err = journal__open(dir, NULL, j)) == -EBUSY && util__now_ms() < deadline)
 		usleep(50000);
 	return err;
+}
+
+/* Every event to the fleet store (its own thread; never blocks here). */
+static void store_event(struct heal_event *ev, void *ctx)
+{
+	struct heald *h = ctx;
+	char uid[48], *s = event__to_json(ev);
+
+	if (!s)
+		return;
+	snprintf(uid, sizeof(uid), "%s-%llu", h->boot_id, ++h->seq);
+	store_pg__submit(h->store, uid, s);
+	free(s);
 }
 
 static void on_record(void *ctx, const void *rec, size_t len)
@@ -316,10 +335,12 @@ static void heald_cleanup(struct heald *h)
 		targets__signal_children(h->targets, SIGTERM);
 		targets__reap(h->targets);
 	}
-	/* the HTTP threads read what the api module publishes: stop them before anything goes */
-	api__free(h->api);
-	/* the worker first: its completions publish through detect, the healer and the bus */
+	/* the worker first: its completions publish through detect, the healer and the bus to
+	 * every subscriber (api, store, journal), so they all still exist */
 	worker__free(h->worker);
+	/* no event is published after this point */
+	api__free(h->api);        /* stops the HTTP threads before what they read goes */
+	store_pg__free(h->store); /* flushes or spools what is left */
 	healer__free(h->healer);
 	/* then the journal's thread, which writes what they published */
 	worker__free(h->jworker);
@@ -486,6 +507,23 @@ int main(int argc, char **argv)
 	bus__subscribe(h.bus, NULL, journal_event, &h);
 	if (h.api)
 		bus__subscribe(h.bus, NULL, api__on_event, h.api);
+	if (h.cfg->store_postgres) {
+		char host[256] = "";
+		uint64_t r;
+
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+		snprintf(h.boot_id, sizeof(h.boot_id), "%016llx", (unsigned long long)r);
+		if (!h.cfg->store_host)
+			gethostname(host, sizeof(host) - 1);
+		h.store = store_pg__new(h.cfg->store_postgres, h.cfg->store_host ? h.cfg->store_host : host,
+					h.cfg->state_dir, msg, sizeof(msg));
+		if (!h.store) {
+			log_error("store: %s", msg);
+			goto cleanup;
+		}
+		bus__subscribe(h.bus, NULL, store_event, &h);
+	}
 	bus__subscribe(h.bus, NULL, h.watch ? print_event : log_event, NULL);
 	/* a heal cut off by a crash of the previous heald is rolled back before anything starts */
 	healer__recover(h.healer);

@@ -184,6 +184,8 @@ struct heal_config {
 	struct heal_limits limits;
 	char *llm_json;            /* the "llm" object as JSON text, parsed by the LLM client; NULL none */
 	char *listen;              /* "listen": the HTTP API's address; NULL: the default; "" off */
+	char *store_postgres;      /* "store": {"postgres": URL}: the fleet store; NULL none */
+	char *store_host;          /* "store": {"host": NAME}: this host's name in it; NULL: hostname */
 };
 
 /* One "file: field: reason" problem. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "heal/log.h"
 #include "heal/metrics.h"
 #include "heal/names.h"
+#include "heal/util.h"
 
 #define TRACES_KEPT 512
 #define ACTIONS_MAX 64
@@ -34,12 +36,15 @@ struct trace_row {
 	int steps;
 };
 
-enum action_kind { ACT_APPROVE = 1, ACT_REJECT, ACT_ROLLBACK, ACT_PAUSE, ACT_RESUME, ACT_MODE };
+enum action_kind { ACT_APPROVE = 1, ACT_REJECT, ACT_ROLLBACK, ACT_PAUSE, ACT_RESUME, ACT_MODE,
+		   ACT_TRIGGER };
 
 struct action {
 	enum action_kind kind;
 	char id[HEAL_TRACE_ID_LEN];
 	enum heal_mode mode;
+	const struct heal_target *target; /* ACT_TRIGGER */
+	const struct heal_trigger *trigger;
 };
 
 struct count_key {
@@ -52,6 +57,8 @@ struct api {
 	const struct heal_config *cfg;
 	struct healer *healer;
 	struct probe *probe;
+	struct bus *bus;
+	struct worker *worker;
 	struct metrics *m;
 	struct eventlog *el;
 	struct http *http;
@@ -603,6 +610,106 @@ static void post_mode(void *ctx, const char *path, const struct cJSON *body, con
 		queued(r);
 }
 
+static const struct heal_trigger *find_trigger(const struct heal_config *cfg, const char *target,
+					       const char *name, const struct heal_target **t)
+{
+	size_t i;
+
+	*t = config__target_by_name(cfg, target ? target : "");
+	for (i = 0; *t && name && i < (*t)->n_triggers; i++)
+		if ((*t)->triggers[i].name && strcmp((*t)->triggers[i].name, name) == 0)
+			return &(*t)->triggers[i];
+	return NULL;
+}
+
+/* GET /api/v1/triggers: what a person may break on purpose (the config is immutable: no lock). */
+static void get_triggers(void *ctx, const char *path, const struct http_req *rq, struct http_reply *r)
+{
+	struct api *a = ctx;
+	cJSON *arr = cJSON_CreateArray();
+	size_t i, k;
+
+	for (i = 0; arr && i < a->cfg->n_targets; i++) {
+		const struct heal_target *t = &a->cfg->targets[i];
+
+		for (k = 0; k < t->n_triggers; k++) {
+			cJSON *o = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(o, "target", t->name);
+			cJSON_AddStringToObject(o, "name", t->triggers[k].name);
+			cJSON_AddStringToObject(o, "description",
+						t->triggers[k].description ? t->triggers[k].description : "");
+			cJSON_AddItemToArray(arr, o);
+		}
+	}
+	http__reply_cjson(r, 200, arr);
+}
+
+static void post_trigger(void *ctx, const char *path, const struct cJSON *body, const struct http_req *rq,
+			 struct http_reply *r)
+{
+	struct api *a = ctx;
+	const char *target = cJSON_GetStringValue(cJSON_GetObjectItem(body, "target"));
+	const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(body, "name"));
+	const struct heal_target *t;
+	const struct heal_trigger *tg = find_trigger(a->cfg, target, name, &t);
+	uint64_t one = 1;
+
+	if (!target || !name) {
+		http__reply_error(r, 400, "expected {\"target\": ..., \"name\": ...}");
+		return;
+	}
+	if (!tg) {
+		http__reply_error(r, 404, "no trigger %s of target %s", name, target);
+		return;
+	}
+	pthread_mutex_lock(&a->lock);
+	if (a->n_actions == ACTIONS_MAX) {
+		pthread_mutex_unlock(&a->lock);
+		http__reply_error(r, 503, "too many actions waiting");
+		return;
+	}
+	a->actions[a->n_actions] = (struct action){ .kind = ACT_TRIGGER, .target = t, .trigger = tg };
+	a->n_actions++;
+	pthread_mutex_unlock(&a->lock);
+	if (write(a->efd, &one, sizeof(one)) < 0)
+		log_warn("api: cannot wake the main loop: %s", strerror(errno));
+	queued(r);
+}
+
+struct trigger_job {
+	struct api *a;
+	const struct heal_target *t;
+	const struct heal_trigger *tg;
+	int status;
+	char output[1024];
+};
+
+static void trigger_run(void *arg)
+{
+	struct trigger_job *j = arg;
+
+	j->status = util__run(j->tg->command, 30000, j->output, sizeof(j->output));
+}
+
+static void trigger_done(void *arg)
+{
+	struct trigger_job *j = arg;
+	struct heal_event *ev = event__new("TRIGGERED");
+
+	if (ev) {
+		snprintf(ev->key, sizeof(ev->key), "%s:TRIGGERED:%s", j->t->name, j->tg->name);
+		ev->ui_hint = "control";
+		cJSON_AddStringToObject(ev->payload, "target", j->t->name);
+		cJSON_AddStringToObject(ev->payload, "name", j->tg->name);
+		cJSON_AddNumberToObject(ev->payload, "exit_code",
+					j->status >= 0 && WIFEXITED(j->status) ? WEXITSTATUS(j->status) : -1);
+		cJSON_AddStringToObject(ev->payload, "output", j->output);
+		bus__publish(j->a->bus, ev);
+	}
+	free(j);
+}
+
 int api__fd(const struct api *a)
 {
 	return a->efd;
@@ -648,6 +755,18 @@ void api__dispatch(struct api *a)
 			healer__set_mode(a->healer, todo[i].mode);
 			log_warn("mode set to %s through the API", config__mode_name(todo[i].mode));
 			break;
+		case ACT_TRIGGER: {
+			struct trigger_job *j = calloc(1, sizeof(*j));
+
+			log_warn("trigger %s of %s through the API", todo[i].trigger->name, todo[i].target->name);
+			if (!j)
+				break;
+			*j = (struct trigger_job){ .a = a, .t = todo[i].target, .tg = todo[i].trigger };
+			/* a command: off the loop */
+			if (worker__submit(a->worker, trigger_run, trigger_done, j))
+				free(j);
+			break;
+		}
 		}
 	}
 	api__tick(a); /* the status reflects it at once */
@@ -659,7 +778,8 @@ unsigned short api__port(const struct api *a)
 }
 
 struct api *api__new(const struct heal_config *cfg, const char *listen, struct healer *healer,
-		     struct probe *probe, char *err, size_t errlen)
+		     struct probe *probe, struct bus *bus, struct worker *worker, char *err,
+		     size_t errlen)
 {
 	struct api *a = calloc(1, sizeof(*a));
 	char token[HTTP_TOKEN_LEN];
@@ -670,6 +790,8 @@ struct api *api__new(const struct heal_config *cfg, const char *listen, struct h
 		{ .prefix = "/api/v1/pause", .post = post_pause, .ctx = a },
 		{ .prefix = "/api/v1/resume", .post = post_pause, .ctx = a },
 		{ .prefix = "/api/v1/mode", .post = post_mode, .ctx = a },
+		{ .prefix = "/api/v1/triggers", .get = get_triggers, .ctx = a },
+		{ .prefix = "/api/v1/trigger", .post = post_trigger, .ctx = a },
 	};
 	struct http_opts o = { .listen = listen, .token = token, .routes = routes,
 			       .n_routes = sizeof(routes) / sizeof(routes[0]) };
@@ -682,6 +804,8 @@ struct api *api__new(const struct heal_config *cfg, const char *listen, struct h
 	a->cfg = cfg;
 	a->healer = healer;
 	a->probe = probe;
+	a->bus = bus;
+	a->worker = worker;
 	a->started = time(NULL);
 	a->efd = -1;
 	pthread_mutex_init(&a->lock, NULL);

@@ -33,7 +33,7 @@
 #define FIELD_LEN 256
 #define CONFIG_MAX_BYTES (16u << 20) /* a config this large is a mistake, not a config */
 #define NAME_MAX_LEN 32
-#define KEYS_MAX 16	 /* keys one object may have */
+#define KEYS_MAX 24 /* keys one object may have */
 #define ENV_MAX 1024	 /* variables in one target's "env" */
 #define PROBLEMS_MAX 200 /* past this, problems are counted, not listed */
 #define COMM_MAX_LEN (HEAL_COMM_LEN - 1)
@@ -1137,7 +1137,7 @@ static void parse_target(struct ctx *c, const cJSON *j, const char *at, struct h
 	static const char *const keys[] = { "name",    "exec",   "cwd",        "env",
 					    "user",    "match",  "detect",     "guardrails",
 					    "reload",  "build",  "verify",     "ready",
-					    "dependencies", "cleanup", "playbooks", NULL };
+					    "dependencies", "cleanup", "playbooks", "triggers", NULL };
 	static const char *const exec_only[] = { "cwd", "env", "user" };
 	struct heal_target *t = &cfg->targets[idx];
 	char field[FIELD_LEN];
@@ -1629,6 +1629,42 @@ static void parse_playbooks(struct ctx *c, const cJSON *j, const char *at, struc
 	}
 }
 
+static void parse_triggers(struct ctx *c, const cJSON *j, const char *at, struct heal_target *t)
+{
+	static const char *const keys[] = { "name", "description", "command", NULL };
+	char item[FIELD_LEN], field[FIELD_LEN];
+	const cJSON *e, *m;
+	size_t i = 0;
+
+	if (!want_array(c, j, at))
+		return;
+	t->triggers = xcalloc(c, (size_t)cJSON_GetArraySize(j) + 1, sizeof(*t->triggers));
+	if (!t->triggers)
+		return;
+	cJSON_ArrayForEach(e, j) {
+		struct heal_trigger *tg = &t->triggers[i];
+
+		path_index(item, at, i++);
+		t->n_triggers = i;
+		if (!want_object(c, e, item))
+			continue;
+		check_keys(c, e, item, keys);
+		m = member(c, e, item, "name", true);
+		if (m && want_nonempty_string(c, m, path_key(field, item, "name"))) {
+			if (!valid_name(m->valuestring))
+				problem(c, field, "bad name \"%s\": use letters, digits, '_', '.', '-'",
+					m->valuestring);
+			tg->name = xstrdup(c, m->valuestring);
+		}
+		m = member(c, e, item, "description", false);
+		if (m && want_string(c, m, path_key(field, item, "description")))
+			tg->description = xstrdup(c, m->valuestring);
+		m = member(c, e, item, "command", true);
+		if (m)
+			tg->command = parse_strv(c, m, path_key(field, item, "command"), NULL, true);
+	}
+}
+
 static void heal_target_defaults(struct heal_target *t)
 {
 	t->reload.stop_timeout_ms = 5000;
@@ -1675,6 +1711,9 @@ static void parse_heal_target(struct ctx *c, const cJSON *j, const char *at, str
 	m = member(c, j, at, "playbooks", false);
 	if (m)
 		parse_playbooks(c, m, path_key(field, at, "playbooks"), t);
+	m = member(c, j, at, "triggers", false);
+	if (m)
+		parse_triggers(c, m, path_key(field, at, "triggers"), t);
 }
 
 /* Names that refer to other targets can only be checked once all are parsed. */
@@ -2071,6 +2110,12 @@ void config__free(struct heal_config *cfg)
 			free(pb->dep_target);
 		}
 		free(t->playbooks);
+		for (size_t k = 0; t->triggers && k < t->n_triggers; k++) {
+			free(t->triggers[k].name);
+			free(t->triggers[k].description);
+			free_strv(t->triggers[k].command);
+		}
+		free(t->triggers);
 	}
 	free_guardrails(&cfg->guardrails);
 	free(cfg->llm_json);

@@ -487,7 +487,7 @@ int main(int argc, char **argv)
 	/* the API: --listen, else the config's "listen", else the default; "" turns it off */
 	listen = listen_arg ? listen_arg : h.cfg->listen ? h.cfg->listen : "127.0.0.1:7433";
 	if (listen[0]) {
-		h.api = api__new(h.cfg, listen, h.healer, h.probe, msg, sizeof(msg));
+		h.api = api__new(h.cfg, listen, h.healer, h.probe, h.bus, h.worker, msg, sizeof(msg));
 		if (!h.api && (listen_arg || h.cfg->listen)) {
 			log_error("HTTP API on %s: %s", listen, msg);
 			goto cleanup;

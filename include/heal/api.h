@@ -14,6 +14,7 @@
 #include "heal/config.h"
 #include "heal/healer.h"
 #include "heal/probe.h"
+#include "heal/worker.h"
 
 struct api;
 
@@ -23,7 +24,8 @@ struct api;
  * in err when the server cannot start.
  */
 struct api *api__new(const struct heal_config *cfg, const char *listen, struct healer *healer,
-		     struct probe *probe, char *err, size_t errlen);
+		     struct probe *probe, struct bus *bus, struct worker *worker, char *err,
+		     size_t errlen);
 void api__free(struct api *a);
 /* Bus subscriber: every event into the ring, the metrics and the trace table. */
 void api__on_event(struct heal_event *ev, void *ctx);

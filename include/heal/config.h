@@ -125,6 +125,13 @@ struct heal_playbook {
 	double risk;        /* 0..1, default 0.3 */
 };
 
+/* A failure a person may switch on from the dashboard or the API (the demo's "break it"). */
+struct heal_trigger {
+	char *name;
+	char *description;
+	char **command; /* argv */
+};
+
 struct heal_limits {
 	uint32_t heals_per_hour;         /* all targets, default 30 */
 	uint32_t per_signature_per_hour; /* default 4 */
@@ -168,6 +175,8 @@ struct heal_target {
 	char **cleanup; /* globs the ENOSPC playbook may remove or compress */
 	struct heal_playbook *playbooks;
 	size_t n_playbooks;
+	struct heal_trigger *triggers;
+	size_t n_triggers;
 };
 
 struct heal_config {

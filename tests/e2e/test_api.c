@@ -460,8 +460,52 @@ done:
 	shop_stop(&s);
 }
 
+/* A person breaks the shop on purpose through the API (the dashboard's trigger); heald heals it. */
+static void test_trigger(void)
+{
+	char top[512], extra[1024], cwd[PATH_MAX], *token = NULL, *out = NULL;
+	struct shop_opts o = { .top = top, .shop_extra = extra };
+	struct shop s;
+	cJSON *arr, *ev;
+
+	if (!h_need_bpf())
+		return;
+	api_port = h_free_port();
+	snprintf(top, sizeof(top), "\"listen\": \"127.0.0.1:%d\",", api_port);
+	snprintf(extra, sizeof(extra),
+		 "\"triggers\": [{\"name\": \"returns-schema\", \"description\": \"a schema change\","
+		 " \"command\": [\"%s/tools/shopctl.sh\", \"on\", \"returns-schema\", \"@ETC@/shop.json\"]}],",
+		 getcwd(cwd, sizeof(cwd)) ? cwd : ".");
+	if (!ASSERT_TRUE(shop_start_opts(&s, &o), "shop up under heald"))
+		goto out;
+	token = token_of(&s);
+	ASSERT_EQ(curl("GET", "/api/v1/triggers", NULL, NULL, NULL, &out), 200, "GET triggers");
+	arr = out ? cJSON_Parse(out) : NULL;
+	ASSERT_EQ(cJSON_GetArraySize(arr), 1, "one trigger listed");
+	ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "name")),
+		     "returns-schema", "its name");
+	cJSON_Delete(arr);
+	free(out);
+	out = NULL;
+	ASSERT_EQ(curl("POST", "/api/v1/trigger", NULL, "{\"target\": \"shop\", \"name\": \"returns-schema\"}",
+		       NULL, NULL), 401, "no token: 401");
+	ASSERT_EQ(curl("POST", "/api/v1/trigger", token, "{\"target\": \"shop\", \"name\": \"nope\"}", NULL,
+		       NULL), 404, "unknown trigger: 404");
+	ASSERT_EQ(curl("POST", "/api/v1/trigger", token,
+		       "{\"target\": \"shop\", \"name\": \"returns-schema\"}", NULL, NULL), 202, "triggered");
+	ev = h_heald_wait(&s.h, "TRIGGERED", NULL, SHOP_WAIT_MS);
+	if (ASSERT_OK_PTR(ev, "TRIGGERED event"))
+		ASSERT_EQ(h_num(ev, "exit_code"), 0, "the trigger's command succeeded");
+	h_http(s.port, "POST", "/returns", A_RETURN);
+	ASSERT_OK_PTR(h_heald_wait(&s.h, "HEALED", NULL, SHOP_WAIT_MS), "and heald healed it");
+out:
+	free(token);
+	shop_stop(&s);
+}
+
 int main(void)
 {
+	h_subtest("trigger_from_the_api", test_trigger);
 	h_subtest("healctl_controls", test_controls);
 	h_subtest("metrics_and_api", test_metrics_and_api);
 	h_subtest("auth_and_approve", test_auth_and_approve);

@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: MIT
 # The dashboard test: the demo shop under a real heald (--listen on a free port), the
 # dashboard driven in headless Chromium (tests/ui/dashboard.mjs, playwright-core), the
-# shop's returns schema broken while the page watches; the page must show the live heal's
-# steps, its cause and its diff with +/- colouring. Saves a screenshot and prints its path.
+# shop's returns schema broken while the page watches, by the page's own "Trigger failure"
+# control (the shop target's trigger "returns-schema": tools/shopctl.sh, with the token from
+# STATE_DIR/api.token); the page must show the live heal's steps, its cause and its diff
+# with +/- colouring. Saves a screenshot and prints its path. A heald without triggers
+# (GET /api/v1/triggers 404) gets the schema broken by the test instead.
 #
 #   bash tests/ui/run.sh [BIN]      as root (heald loads BPF); BIN default .output/obj/bin
 #
@@ -87,12 +90,26 @@ cat >"$dir/heal.json" <<JSON
                    "capture_arg": { "index": 1, "type": "string" } } ]
       },
       "dependencies": [ { "target": "payments", "addr": "127.0.0.1:$PAY_PORT" } ],
-      "verify": { "command": ["$TOOLS/shop-verify.sh", "$SHOP_PORT"], "tries": 10, "interval_ms": 200, "window_ms": 1000 }
+      "verify": { "command": ["$TOOLS/shop-verify.sh", "$SHOP_PORT"], "tries": 10, "interval_ms": 200, "window_ms": 1000 },
+      "triggers": [
+        { "name": "returns-schema", "description": "a schema change makes every return fail",
+          "command": ["$TOOLS/shopctl.sh", "on", "returns-schema", "$ETC/shop.json"] }
+      ]
     }
   ]
 }
 JSON
-"$BIN/heald" --check-config "$dir/heal.json" || die "heal.json does not validate"
+if ! "$BIN/heald" --check-config "$dir/heal.json" >"$dir/check.log" 2>&1; then
+	# a heald from before triggers: without them (the test then breaks the schema itself)
+	if grep -q 'unknown key "triggers"' "$dir/check.log" &&
+		jq 'del(.targets[].triggers)' "$dir/heal.json" >"$dir/heal.json.new" &&
+		mv -f "$dir/heal.json.new" "$dir/heal.json" && "$BIN/heald" --check-config "$dir/heal.json"; then
+		echo "ui: this heald has no triggers: the test breaks the schema itself" >&2
+	else
+		cat "$dir/check.log" >&2
+		die "heal.json does not validate"
+	fi
+fi
 setsid "$BIN/heald" --config "$dir/heal.json" --listen "127.0.0.1:$API_PORT" --watch \
 	>"$dir/events.jsonl" 2>"$dir/heald.log" </dev/null &
 heald=$!
@@ -109,8 +126,10 @@ done
 [ -n "$ok" ] || { tail -n 20 "$dir/heald.log" >&2; die "the shop or heald's API did not come up"; }
 
 mkdir -p "$(dirname "$SHOT")"
-# The page drives the break itself once it is connected, so the heal is seen live.
+# The page breaks the shop itself once it is connected (its trigger control, or UI_BREAK
+# when heald offers no triggers), so the heal is seen live.
 UI_URL="http://127.0.0.1:$API_PORT/" UI_SHOT="$SHOT" UI_SHOP="http://127.0.0.1:$SHOP_PORT" \
+	UI_TOKEN_FILE="$dir/state/api.token" \
 	UI_BREAK="sh $TOOLS/shopctl.sh on returns-schema $ETC/shop.json" \
 	node "$UI/dashboard.mjs"
 rc=$?

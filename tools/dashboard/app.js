@@ -3,6 +3,8 @@
 // Initial state from /api/v1/status, /api/v1/traces and /api/v1/traces/ID; live through
 // the SSE stream /api/v1/events/stream (resumed after the status' last_event_id, so no
 // event falls between the snapshot and the stream; duplicates are dropped by event id).
+// The control bar offers what heald offers: pause, resume and mode when their POST answers
+// 401 without a token, the demo failures of /api/v1/triggers when it lists any.
 'use strict';
 (function () {
   const API = '/api/v1';
@@ -50,9 +52,11 @@
     n.className = 'notice' + (bad ? ' bad' : '');
   }
 
-  async function post(path, body) {
+  // POST with the token; `what` names the action in the notice (default: the path).
+  async function post(path, body, what) {
     const token = tokenInput.value.trim();
-    if (!token) { notice('Paste the API token (STATE_DIR/api.token) first.', true); tokenInput.focus(); return false; }
+    what = what || path;
+    if (!token) { notice(`${what}: paste the API token (STATE_DIR/api.token) first.`, true); tokenInput.focus(); return false; }
     try {
       const r = await fetch(API + path, {
         method: 'POST',
@@ -60,12 +64,12 @@
         body: JSON.stringify(body || {}),
       });
       const j = await r.json().catch(() => ({}));
-      if (!r.ok) { notice(`${path}: ${j.error || r.status}`, true); return false; }
-      notice(`${path}: ${r.status === 202 ? 'queued' : 'done'}`);
+      if (!r.ok) { notice(`${what}: ${j.error || r.status}`, true); return false; }
+      notice(`${what}: ${r.status === 202 ? 'queued' : 'done'}`);
       setTimeout(loadStatus, 300);
       return true;
     } catch (e) {
-      notice(`${path}: ${e.message}`, true);
+      notice(`${what}: ${e.message}`, true);
       return false;
     }
   }
@@ -78,19 +82,61 @@
     } catch (e) { return false; }
   }
   async function probeFeatures() {
-    const [pause, resume, mode, trigger] = await Promise.all(
-      ['/pause', '/resume', '/mode', '/trigger'].map(offered));
-    features = { pause, resume, mode, trigger };
+    const [pause, resume, mode] = await Promise.all(['/pause', '/resume', '/mode'].map(offered));
+    features = { pause, resume, mode };
     $('pause').hidden = !pause;
     $('resume').hidden = !resume;
-    $('trigger').hidden = !trigger;
     $('mode-select').hidden = !mode;
     $('mode').hidden = mode;
   }
   $('pause').addEventListener('click', () => post('/pause'));
   $('resume').addEventListener('click', () => post('/resume'));
-  $('trigger').addEventListener('click', () => post('/trigger'));
   $('mode-select').addEventListener('change', (e) => post('/mode', { mode: e.target.value }));
+
+  // ---- demo failures -----------------------------------------------------------------------
+  // GET /api/v1/triggers lists [{target, name, description}]; none, or a heald without it
+  // (404), hides the control. POST /api/v1/trigger {target, name} queues one (202); heald
+  // runs its command and publishes TRIGGERED (target, name, exit_code, output).
+  const trigSelect = $('trigger-select'), trigButton = $('trigger');
+  let triggers = [];
+  const trigKey = (x) => JSON.stringify([x.target, x.name]);
+  const trigLabel = (x) => `${x.target} · ${x.name}`;
+  const currentTrigger = () => triggers.find((x) => trigKey(x) === trigSelect.value) || null;
+  function describeTrigger() {
+    const x = currentTrigger();
+    const d = x && x.description ? x.description : '';
+    trigSelect.title = d;
+    trigButton.title = `${d ? d + '. ' : ''}Runs this failure's command on heald's host (needs the token).`;
+  }
+  async function loadTriggers() {
+    let list = [];
+    try {
+      const r = await fetch(API + '/triggers');
+      const j = r.ok ? await r.json() : [];
+      if (Array.isArray(j)) list = j.filter((x) => x && typeof x.target === 'string' && typeof x.name === 'string');
+    } catch (e) { /* not offered */ }
+    const prev = trigSelect.value;
+    triggers = list;
+    trigSelect.replaceChildren(...list.map((x) => el('option', { value: trigKey(x), title: x.description || '', text: trigLabel(x) })));
+    if (list.some((x) => trigKey(x) === prev)) trigSelect.value = prev;
+    $('trigger-box').hidden = list.length === 0;
+    describeTrigger();
+  }
+  trigSelect.addEventListener('change', describeTrigger);
+  trigButton.addEventListener('click', async () => {
+    const x = currentTrigger();
+    if (!x) return;
+    trigButton.disabled = true;
+    try { await post('/trigger', { target: x.target, name: x.name }, `trigger ${trigLabel(x)}`); } finally { trigButton.disabled = false; }
+  });
+  const triggeredKind = (p) => (p && p.exit_code === 0 ? 'warn' : 'bad');
+  function onTriggered(ev) {
+    const p = ev.payload || {};
+    const what = `${p.target || '?'} · ${p.name || '?'}`;
+    const out = String(p.output || '').trim().split('\n').pop();
+    if (p.exit_code === 0) notice(`triggered ${what}: waiting for the failure…`);
+    else notice(`trigger ${what} failed (exit ${p.exit_code ?? '?'})${out ? ': ' + out.slice(0, 200) : ''}`, true);
+  }
 
   // ---- status ------------------------------------------------------------------------------
   async function loadStatus() {
@@ -336,7 +382,7 @@
   const log = $('log');
   function logLine(id, ev, raw) {
     const stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 20;
-    const k = ev ? kindOf(ev.type) : 'info';
+    const k = !ev ? 'info' : ev.type === 'TRIGGERED' ? triggeredKind(ev.payload) : kindOf(ev.type);
     // the payload is what is new in a line: the rest is on the cards
     if (ev && ev.payload) raw = JSON.stringify(ev.payload);
     log.append(el('li', { 'data-id': id, title: ev && ev.trace_id ? ev.trace_id : '' },
@@ -364,6 +410,8 @@
   }
 
   async function loadAll() {
+    probeFeatures(); // heald may have restarted as another version, with another config
+    loadTriggers();
     const s = await loadStatus();
     lastId = (s && s.last_event_id) || 0;
     let rows = [];
@@ -390,6 +438,7 @@
     let ev = null;
     try { ev = JSON.parse(m.data); } catch (e) { /* shown raw */ }
     logLine(id, ev, m.data);
+    if (ev && ev.type === 'TRIGGERED') { onTriggered(ev); return; } // a cause, not part of a heal
     if (!ev || !ev.trace_id) return;
     if (id) ev.id = id;
     const isNew = !traces.has(ev.trace_id);
@@ -423,7 +472,6 @@
     es.addEventListener('reset', () => { notice('heald restarted: reloading.'); lastId = 0; loadAll(); });
   }
 
-  probeFeatures();
   loadAll();
   setInterval(loadStatus, 10000);
 })();

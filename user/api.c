@@ -74,7 +74,7 @@ struct api {
 	struct count_key counts[COUNT_KEYS];
 	int n_counts;
 	struct metrics_family *f_up, *f_build, *f_failures, *f_syscalls, *f_drops, *f_heals,
-		*f_duration, *f_rca, *f_llm, *f_llm_dur, *f_blocks, *f_rollbacks, *f_open, *f_steps;
+		*f_duration, *f_rca, *f_rca_dur, *f_llm, *f_llm_dur, *f_blocks, *f_rollbacks, *f_open, *f_steps;
 };
 
 static const char *pstr(const struct heal_event *ev, const char *k)
@@ -136,6 +136,8 @@ static int register_metrics(struct api *a)
 		     METRICS_HISTOGRAM, outcome, 8, &a->f_duration)) ||
 	    (e = reg(a, "heal_rca_total", "Root cause analyses by source", METRICS_COUNTER, source, 8,
 		     &a->f_rca)) ||
+	    (e = reg(a, "heal_rca_duration_seconds", "Time from a failure to its root cause analysis",
+		     METRICS_HISTOGRAM, source, 8, &a->f_rca_dur)) ||
 	    (e = reg(a, "heal_llm_calls_total", "LLM calls by outcome", METRICS_COUNTER, outcome, 4,
 		     &a->f_llm)) ||
 	    (e = reg(a, "heal_llm_call_duration_seconds", "LLM call time, retries included",
@@ -270,6 +272,8 @@ void api__on_event(struct heal_event *ev, void *ctx)
 				 pnum(ev, "duration_ms", pnum(ev, "elapsed_ms", 0)) / 1000.0);
 	} else if (!strcmp(t, "RCA_READY")) {
 		metrics__counter_inc(a->f_rca, (const char *const[]){ pstr(ev, "source") ?: "playbooks" });
+		metrics__observe(a->f_rca_dur, (const char *const[]){ pstr(ev, "source") ?: "playbooks" },
+				 pnum(ev, "elapsed_ms", 0) / 1000.0);
 	} else if (!strcmp(t, "PATCH_BLOCKED")) {
 		metrics__counter_inc(a->f_blocks, (const char *const[]){ pstr(ev, "rule") ?: "?" });
 	} else if (!strcmp(t, "ROLLBACK_DONE")) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -454,6 +455,39 @@ static int cmd_api(const char *url, const char *state_dir, const char *method, c
 	return rc;
 }
 
+/* Whether the heald answering at url is the one whose state dir this is (quietly). */
+static int same_heald(const char *url, const char *state_dir)
+{
+	struct buf out = { 0 };
+	char full[1024];
+	long status = 0;
+	cJSON *o;
+	int same = 0;
+	CURL *c = curl_easy_init();
+
+	if (!c)
+		return 0;
+	snprintf(full, sizeof(full), "%s/api/v1/status", url);
+	curl_easy_setopt(c, CURLOPT_URL, full);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	o = status == 200 && out.p ? cJSON_Parse(out.p) : NULL;
+	{
+		const char *sd = cJSON_GetStringValue(cJSON_GetObjectItem(o, "state_dir"));
+		char a[4096], b[4096];
+
+		same = sd && realpath(sd, a) && realpath(state_dir, b) && strcmp(a, b) == 0;
+	}
+	cJSON_Delete(o);
+	free(out.p);
+	return same;
+}
+
 static int cmd_decide(const char *state_dir, const char *id, const char *what)
 {
 	char path[4096 + 128];
@@ -552,11 +586,10 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "show") == 0 && arg)
 		rc = cmd_show(state_dir, arg, json);
 	else if ((strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0) && arg) {
-		/* the API when heald listens; else the control directory it reads every tick */
+		/* the API of the heald that owns this state dir; else the control directory it reads */
 		snprintf(path, sizeof(path), "/api/v1/traces/%s/%s", arg, cmd);
-		rc = api_call(url, "GET", "/api/v1/status", NULL, NULL, &(struct buf){ 0 }, 0, json) == 200 ?
-			     cmd_api(url, state_dir, "POST", path, "{}", json) :
-			     cmd_decide(state_dir, arg, cmd);
+		rc = same_heald(url, state_dir) ? cmd_api(url, state_dir, "POST", path, "{}", json) :
+						  cmd_decide(state_dir, arg, cmd);
 	} else if (strcmp(cmd, "rollback") == 0 && arg) {
 		snprintf(path, sizeof(path), "/api/v1/traces/%s/rollback", arg);
 		rc = cmd_api(url, state_dir, "POST", path, "{}", json);

@@ -329,6 +329,7 @@ void api__tick(struct api *a)
 	cJSON_AddStringToObject(o, "version", HEAL_VERSION);
 	cJSON_AddStringToObject(o, "revision", HEAL_GIT_REV);
 	cJSON_AddStringToObject(o, "mode", config__mode_name(healer__mode(a->healer)));
+	cJSON_AddStringToObject(o, "state_dir", a->cfg->state_dir);
 	cJSON_AddBoolToObject(o, "paused", healer__paused(a->healer));
 	cJSON_AddNumberToObject(o, "uptime_s", (double)(time(NULL) - a->started));
 	cJSON_AddNumberToObject(o, "targets", (double)a->cfg->n_targets);

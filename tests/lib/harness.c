@@ -284,7 +284,18 @@ bool h_heald_start(struct h_heald *h, const char *config_json)
 	snprintf(h->config, sizeof(h->config), "%s/heal.json", h->dir);
 	snprintf(h->errlog, sizeof(h->errlog), "%s/heald.err", h->dir);
 	snprintf(state, sizeof(state), "%s/state", h->dir);
-	a = replace_all(config_json, "@STATE@", state);
+	/* no HTTP API unless the test asks for one: the default port is one per machine */
+	if (!strstr(config_json, "\"listen\"") && config_json[0] == '{') {
+		char *with = malloc(strlen(config_json) + 32);
+
+		if (!with)
+			return false;
+		sprintf(with, "{\"listen\": \"\", %s", config_json + 1);
+		a = replace_all(with, "@STATE@", state);
+		free(with);
+	} else {
+		a = replace_all(config_json, "@STATE@", state);
+	}
 	b = a ? replace_all(a, "@FAILGEN@", h_bin("failgen")) : NULL;
 	free(a);
 	f = b ? fopen(h->config, "w") : NULL;

@@ -234,6 +234,7 @@ detect_part() {
 	cat >"$dir/observe.json" <<JSON
 {
   "state_dir": "$dir/observe-state",
+  "listen": "",
   "samples_per_sec": 3,
   "mode": "observe",
   "targets": [
@@ -281,6 +282,8 @@ free_port
 PAY_PORT=$PORT
 free_port
 WRONG_PORT=$PORT
+free_port
+API_PORT=$PORT
 ETC=$dir/etc
 DATA=$dir/data
 
@@ -497,6 +500,7 @@ shop_part() {
 	cat >"$dir/heal.json" <<JSON
 {
   "state_dir": "$dir/state",
+  "listen": "127.0.0.1:$API_PORT",
   "mode": "auto",
   "guardrails": { "allow": ["$ETC/*.json"], "max_lines": 40 },
   "limits": { "backoff_ms": 200 },
@@ -541,6 +545,7 @@ JSON
 	done
 	[ "$CODE" = 200 ] || die "the shop did not come up on 127.0.0.1:$SHOP_PORT"
 	note "" "shop on 127.0.0.1:$SHOP_PORT (pid $(shop_pid)), payments on 127.0.0.1:$PAY_PORT (pid $(payments_pid))"
+	note "" "dashboard and API on http://127.0.0.1:$API_PORT/ (metrics at /metrics) while the demo runs"
 	for ((i = 0; i < ${#SCENARIOS[@]}; i++)); do
 		run_scenario $((i + 1)) "${SCENARIOS[$i]}"
 	done

@@ -182,7 +182,10 @@ format:
 
 lint:
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-		--inline-suppr --suppress=missingIncludeSystem -I include user tools tests
+		--inline-suppr --suppress=missingIncludeSystem -I include -I tests/lib \
+		--suppress="AssignmentAddressToInteger:tests/*" \
+		--include=/usr/include/cjson/cJSON.h \
+		-i tests/ui/node_modules user tools tests
 
 clean:
 	$(call msg,CLEAN)

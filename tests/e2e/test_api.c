@@ -268,7 +268,8 @@ static void test_event_stream(void)
 	snprintf(file, sizeof(file), "%s/stream.txt", s.h.dir);
 	pid = fork();
 	if (pid == 0) {
-		freopen(file, "w", stdout);
+		if (!freopen(file, "w", stdout))
+			_exit(126);
 		execl("/usr/bin/curl", "curl", "-s", "-N", "-m", "8", url, (char *)NULL);
 		_exit(127);
 	}
@@ -291,7 +292,8 @@ static void test_event_stream(void)
 	snprintf(lastid, sizeof(lastid), "Last-Event-ID: %ld", first_id);
 	pid = fork();
 	if (pid == 0) {
-		freopen(file, "w", stdout);
+		if (!freopen(file, "w", stdout))
+			_exit(126);
 		execl("/usr/bin/curl", "curl", "-s", "-N", "-m", "1", "-H", lastid, url, (char *)NULL);
 		_exit(127);
 	}
@@ -343,8 +345,10 @@ static void test_prometheus_scrape(void)
 
 		snprintf(c1, sizeof(c1), "--config.file=%s", cfg);
 		snprintf(c2, sizeof(c2), "--storage.tsdb.path=%s", data);
-		freopen("/dev/null", "w", stdout);
-		freopen("/dev/null", "w", stderr);
+		if (!freopen("/dev/null", "w", stdout))
+			_exit(126);
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(126);
 		execl("/usr/bin/prometheus", "prometheus", c1, c2, listen, (char *)NULL);
 		_exit(127);
 	}

@@ -310,7 +310,8 @@ static void test_match_running(void)
 		return;
 	pid = fork();
 	if (pid == 0) {
-		freopen("/dev/null", "w", stdout);
+		if (!freopen("/dev/null", "w", stdout))
+			_exit(126);
 		execl(h_bin("failgen"), "failgen", "--delay-ms", "1500", "missing-file", "--path",
 		      "/tmp/heal-failgen-missing/running", (char *)NULL);
 		_exit(127);
@@ -354,7 +355,8 @@ static void test_match_pid_file_and_cgroup(void)
 	/* a: found by pid file, running before heald */
 	a = fork();
 	if (a == 0) {
-		freopen("/dev/null", "w", stdout);
+		if (!freopen("/dev/null", "w", stdout))
+			_exit(126);
 		execl(h_bin("failgen"), "failgen", "--delay-ms", "2500", "missing-file", "--path",
 		      "/tmp/heal-failgen-missing/pidfile", (char *)NULL);
 		_exit(127);
@@ -380,7 +382,8 @@ static void test_match_pid_file_and_cgroup(void)
 			_exit(126);
 		fprintf(f, "0\n");
 		fclose(f);
-		freopen("/dev/null", "w", stdout);
+		if (!freopen("/dev/null", "w", stdout))
+			_exit(126);
 		execl(h_bin("failgen"), "failgen", "missing-file", "--path",
 		      "/tmp/heal-failgen-missing/cgroup", (char *)NULL);
 		_exit(127);

@@ -165,8 +165,10 @@ static pid_t find_pid(const char *bin, const char *arg)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
 		cmd = h_read(path, &len);
+		if (!cmd)
+			continue;
 		/* the arguments are NUL separated */
-		for (i = 0; cmd && i < len; i += strlen(cmd + i) + 1)
+		for (i = 0; i < len; i += strlen(cmd + i) + 1)
 			if (strcmp(cmd + i, arg) == 0)
 				found = (pid_t)atoi(de->d_name);
 		free(cmd);

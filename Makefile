@@ -193,3 +193,17 @@ clean:
 
 -include $(wildcard $(OBJDIR)/*/*.d)
 
+
+# -- benchmarks (root; separate from test): rewrites the tables in BENCHMARKS.md --
+.PHONY: bench
+bench: $(BIN)/heald $(OUTPUT)/bench/sysloop $(OUTPUT)/bench/floor $(OUTPUT)/bench/empty.bpf.o
+	$(Q)BIN=$(BIN) BENCH=$(OUTPUT)/bench sh tools/bench/run.sh --update BENCHMARKS.md
+
+$(OUTPUT)/bench/sysloop: tools/bench/sysloop.c
+	$(Q)mkdir -p $(@D) && $(CC) -O2 -g -Wall -Wextra -o $@ $<
+
+$(OUTPUT)/bench/floor: tools/bench/floor.c
+	$(Q)mkdir -p $(@D) && $(CC) -O2 -g -Wall -Wextra -Wno-unused-parameter -o $@ $< -lbpf
+
+$(OUTPUT)/bench/empty.bpf.o: tools/bench/empty.bpf.c
+	$(Q)mkdir -p $(@D) && $(CLANG) -O2 -g -target bpf -idirafter /usr/include/$(shell $(CC) -dumpmachine) -c $< -o $@

@@ -185,7 +185,7 @@ lint:
 		--inline-suppr --suppress=missingIncludeSystem -I include -I tests/lib \
 		--suppress="AssignmentAddressToInteger:tests/*" \
 		--include=/usr/include/cjson/cJSON.h \
-		-i tests/ui/node_modules user tools tests
+		-i tests/ui/node_modules -i tools/bench/empty.bpf.c user tools tests
 
 clean:
 	$(call msg,CLEAN)

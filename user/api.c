@@ -74,7 +74,7 @@ struct api {
 	struct count_key counts[COUNT_KEYS];
 	int n_counts;
 	struct metrics_family *f_up, *f_build, *f_failures, *f_syscalls, *f_drops, *f_heals,
-		*f_duration, *f_rca, *f_rca_dur, *f_llm, *f_llm_dur, *f_blocks, *f_rollbacks, *f_open, *f_steps;
+		*f_duration, *f_rca, *f_rca_dur, *f_llm, *f_kstats, *f_refused, *f_llm_dur, *f_blocks, *f_rollbacks, *f_open, *f_steps;
 };
 
 static const char *pstr(const struct heal_event *ev, const char *k)
@@ -117,6 +117,7 @@ static int register_metrics(struct api *a)
 	static const char *const source[] = { "source", NULL };
 	static const char *const rule[] = { "rule", NULL };
 	static const char *const step[] = { "step", NULL };
+	static const char *const reason_l[] = { "reason", NULL };
 	int e;
 
 	if ((e = reg(a, "heal_up", "1 while heald runs", METRICS_GAUGE, NULL, 0, &a->f_up)) ||
@@ -148,7 +149,12 @@ static int register_metrics(struct api *a)
 		     &a->f_rollbacks)) ||
 	    (e = reg(a, "heal_heal_steps_total", "Heal steps, by step", METRICS_COUNTER, step, 32,
 		     &a->f_steps)) ||
-	    (e = reg(a, "heal_open_traces", "Heals in progress", METRICS_GAUGE, NULL, 0, &a->f_open)))
+	    (e = reg(a, "heal_open_traces", "Heals in progress", METRICS_GAUGE, NULL, 0, &a->f_open)) ||
+	    (e = reg(a, "heal_kernel_failures_not_sampled_total",
+		     "Failures counted in the kernel but not sent, by why", METRICS_COUNTER, reason_l, 8,
+		     &a->f_kstats)) ||
+	    (e = reg(a, "heal_worker_refused_total", "Slow jobs refused because the worker queue was full",
+		     METRICS_COUNTER, NULL, 0, &a->f_refused)))
 		return e;
 	metrics__gauge_set(a->f_up, NULL, 1);
 	metrics__gauge_set(a->f_build, (const char *const[]){ HEAL_VERSION, HEAL_GIT_REV }, 1);
@@ -322,6 +328,21 @@ void api__tick(struct api *a)
 		for (i = 1; i < HEAL_REC_MAX; i++)
 			metrics__counter_set(a->f_drops, (const char *const[]){ rec[i] }, (double)drops[i]);
 	refresh_syscall_counts(a);
+	{
+		uint64_t st_k[HEAL_STAT_MAX] = { 0 };
+
+		if (a->probe && probe__read_stats(a->probe, st_k) == 0) {
+			metrics__counter_set(a->f_kstats, (const char *const[]){ "count_table_full" },
+					     (double)st_k[HEAL_STAT_COUNT_TABLE_FULL]);
+			metrics__counter_set(a->f_kstats, (const char *const[]){ "rate_limited" },
+					     (double)st_k[HEAL_STAT_SAMPLES_SUPPRESSED]);
+			metrics__counter_set(a->f_kstats, (const char *const[]){ "below_threshold" },
+					     (double)st_k[HEAL_STAT_BELOW_THRESHOLD]);
+			metrics__counter_set(a->f_kstats, (const char *const[]){ "watch_table_full" },
+					     (double)st_k[HEAL_STAT_WATCH_TABLE_FULL]);
+		}
+		metrics__counter_set(a->f_refused, NULL, (double)worker__refused(a->worker));
+	}
 
 	o = cJSON_CreateObject();
 	if (!o)

@@ -524,13 +524,6 @@ int probe__unwatch(struct probe *p, uint32_t tgid)
 	return 0;
 }
 
-int probe__is_watched(struct probe *p, uint32_t tgid)
-{
-	struct heal_watch w;
-
-	return bpf_map_lookup_elem(bpf_map__fd(p->procs->maps.watched), &tgid, &w) == 0;
-}
-
 static int sum_percpu(struct probe *p, int fd, uint64_t *out, uint32_t n)
 {
 	uint64_t *vals = calloc((size_t)p->ncpus, sizeof(*vals));

@@ -37,7 +37,6 @@ int probe__consume(struct probe *p);
 /* Make tgid part of target (its children follow in the kernel). 0 or -errno. */
 int probe__watch(struct probe *p, uint32_t tgid, const struct heal_target *t);
 int probe__unwatch(struct probe *p, uint32_t tgid);
-int probe__is_watched(struct probe *p, uint32_t tgid);
 
 /* Sums over CPUs: drops[HEAL_REC_MAX] by record type, stats[HEAL_STAT_MAX]. */
 int probe__read_drops(struct probe *p, uint64_t drops[HEAL_REC_MAX]);

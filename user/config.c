@@ -27,6 +27,7 @@
 
 #include "heal/config.h"
 #include "heal/names.h"
+#include "heal/util.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -154,23 +155,6 @@ static const char *path_index(char *buf, const char *parent, size_t i)
 	return buf;
 }
 
-static const char *type_name(const cJSON *j)
-{
-	if (cJSON_IsNull(j))
-		return "null";
-	if (cJSON_IsBool(j))
-		return "a boolean";
-	if (cJSON_IsNumber(j))
-		return "a number";
-	if (cJSON_IsString(j))
-		return "a string";
-	if (cJSON_IsArray(j))
-		return "an array";
-	if (cJSON_IsObject(j))
-		return "an object";
-	return "an invalid value";
-}
-
 /* Report unknown and repeated keys (cJSON keeps both copies of a repeated key, silently). */
 static void check_keys(struct ctx *c, const cJSON *obj, const char *at, const char *const *allowed)
 {
@@ -211,7 +195,7 @@ static bool want_type(struct ctx *c, const cJSON *j, const char *field, int type
 {
 	if ((j->type & 0xff) == type)
 		return true;
-	problem(c, field, "expected %s, got %s", expected, type_name(j));
+	problem(c, field, "expected %s, got %s", expected, util__json_type_name(j));
 	return false;
 }
 
@@ -255,7 +239,7 @@ static bool want_absolute(struct ctx *c, const cJSON *j, const char *field)
 static bool want_bool(struct ctx *c, const cJSON *j, const char *field, bool *out)
 {
 	if (!cJSON_IsBool(j)) {
-		problem(c, field, "expected a boolean, got %s", type_name(j));
+		problem(c, field, "expected a boolean, got %s", util__json_type_name(j));
 		return false;
 	}
 	*out = cJSON_IsTrue(j);
@@ -289,7 +273,7 @@ static bool want_uint(struct ctx *c, const cJSON *j, const char *field, uint64_t
 	double d;
 
 	if (!cJSON_IsNumber(j)) {
-		problem(c, field, "expected an integer, got %s", type_name(j));
+		problem(c, field, "expected an integer, got %s", util__json_type_name(j));
 		return false;
 	}
 	d = j->valuedouble;
@@ -694,7 +678,7 @@ static void parse_name_list(struct ctx *c, const cJSON *j, const char *field, co
 	bool single = cJSON_IsString(j);
 
 	if (!single && !cJSON_IsArray(j)) {
-		problem(c, field, "expected a string or an array of strings, got %s", type_name(j));
+		problem(c, field, "expected a string or an array of strings, got %s", util__json_type_name(j));
 		return;
 	}
 	count = single ? 1 : (size_t)cJSON_GetArraySize(j);
@@ -1259,7 +1243,7 @@ static char **parse_strv(struct ctx *c, const cJSON *j, const char *field, size_
 static bool want_fraction(struct ctx *c, const cJSON *j, const char *field, double *out)
 {
 	if (!cJSON_IsNumber(j)) {
-		problem(c, field, "expected a number from 0 to 1, got %s", type_name(j));
+		problem(c, field, "expected a number from 0 to 1, got %s", util__json_type_name(j));
 		return false;
 	}
 	if (!(j->valuedouble >= 0 && j->valuedouble <= 1)) {
@@ -1883,7 +1867,7 @@ static void parse_root(struct ctx *c, const cJSON *root, struct heal_config *cfg
 
 	if (!cJSON_IsObject(root)) {
 		problem(c, "(json)", "expected an object at the top level, got %s",
-			type_name(root));
+			util__json_type_name(root));
 		return;
 	}
 	check_keys(c, root, "", keys);

@@ -169,26 +169,6 @@ cleanup:
 	return err;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t r;
-
-	while (len) {
-		r = write(fd, p, len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EIO;
-		p += r;
-		len -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Bytes read, short only at end of file, or -errno. */
 static ssize_t read_full(int fd, void *buf, size_t len)
 {
@@ -256,7 +236,7 @@ static int gzip_file(int dirfd, const char *src, const char *dst)
 				err = -EIO;
 				goto cleanup;
 			}
-			err = write_all(ofd, out, GZ_CHUNK - zs.avail_out);
+			err = util__write_all(ofd, out, GZ_CHUNK - zs.avail_out);
 			if (err)
 				goto cleanup;
 		} while (zs.avail_out == 0);

@@ -25,6 +25,7 @@
 
 #include "heal/llm.h"
 #include "heal/redact.h"
+#include "heal/util.h"
 
 #ifndef HEAL_VERSION
 #define HEAL_VERSION "0"
@@ -71,23 +72,6 @@ __attribute__((format(printf, 3, 4))) static int problem(struct perr *p, const c
 	return -EINVAL;
 }
 
-static const char *type_name(const cJSON *j)
-{
-	if (cJSON_IsNull(j))
-		return "null";
-	if (cJSON_IsBool(j))
-		return "a boolean";
-	if (cJSON_IsNumber(j))
-		return "a number";
-	if (cJSON_IsString(j))
-		return "a string";
-	if (cJSON_IsArray(j))
-		return "an array";
-	if (cJSON_IsObject(j))
-		return "an object";
-	return "an invalid value";
-}
-
 /* A non-empty string member copied to *out; absent leaves *out alone. */
 static int get_string(struct perr *p, const cJSON *obj, const char *key, char **out)
 {
@@ -96,7 +80,7 @@ static int get_string(struct perr *p, const cJSON *obj, const char *key, char **
 	if (!j)
 		return 0;
 	if (!cJSON_IsString(j))
-		return problem(p, key, "expected a string, got %s", type_name(j));
+		return problem(p, key, "expected a string, got %s", util__json_type_name(j));
 	if (!j->valuestring[0])
 		return problem(p, key, "must not be empty");
 	free(*out);
@@ -113,7 +97,7 @@ static int get_uint(struct perr *p, const cJSON *obj, const char *key, unsigned 
 	if (!j)
 		return 0;
 	if (!cJSON_IsNumber(j))
-		return problem(p, key, "expected an integer, got %s", type_name(j));
+		return problem(p, key, "expected an integer, got %s", util__json_type_name(j));
 	d = j->valuedouble;
 	if (d < min)
 		return problem(p, key, "must be at least %u, got %g", min, d);
@@ -183,7 +167,7 @@ int llm_config__parse(const struct cJSON *obj, const char *at, struct llm_config
 	out->backoff_ms = 500;
 	if (!cJSON_IsObject(obj))
 		return problem(&p, NULL, "expected an object, got %s",
-			       obj ? type_name(obj) : "nothing");
+			       obj ? util__json_type_name(obj) : "nothing");
 
 	cJSON_ArrayForEach(m, obj)
 	{
@@ -216,7 +200,7 @@ int llm_config__parse(const struct cJSON *obj, const char *at, struct llm_config
 		goto cleanup;
 	}
 	if (!cJSON_IsString(prov)) {
-		err = problem(&p, "provider", "expected a string, got %s", type_name(prov));
+		err = problem(&p, "provider", "expected a string, got %s", util__json_type_name(prov));
 		goto cleanup;
 	}
 	if (strcmp(prov->valuestring, "anthropic") == 0) {

@@ -686,22 +686,6 @@ void patch__free(struct patch *p)
 	p->n = 0;
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-	ssize_t r;
-
-	while (len) {
-		r = write(fd, data, len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		data += r;
-		len -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Split an absolute path into its directory and last component. */
 static int split_path(const char *path, char *dir, size_t dirlen, const char **base)
 {
@@ -800,7 +784,7 @@ static int write_atomic(const char *path, const char *data, size_t len, mode_t m
 		goto cleanup;
 	}
 	written = 1;
-	err = write_all(fd, data, len);
+	err = util__write_all(fd, data, len);
 	if (err)
 		goto cleanup;
 	if (fstat(fd, &st)) {
@@ -945,7 +929,7 @@ static int snapshot(const struct patch_file *f, struct entry *e, int bfd, size_t
 	if (bk < 0)
 		ret = -errno;
 	if (!ret)
-		ret = write_all(bk, buf, f->old_len);
+		ret = util__write_all(bk, buf, f->old_len);
 	if (!ret && fsync(bk))
 		ret = -errno;
 	if (bk >= 0 && close(bk) && !ret)

@@ -87,26 +87,6 @@ static void object_name(char *buf, size_t len, uint64_t hash, size_t size)
 	snprintf(buf, len, "%016llx-%zu.z", (unsigned long long)hash, size);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t r;
-
-	while (len) {
-		r = write(fd, p, len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EIO;
-		p += r;
-		len -= (size_t)r;
-	}
-	return 0;
-}
-
 /* All of fd into a NUL-terminated malloc'd buffer; -EFBIG past max bytes. */
 static int read_all(int fd, size_t max, char **out, size_t *len)
 {
@@ -162,7 +142,7 @@ static int write_file_at(int pfd, const char *name, const void *data, size_t len
 	fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	err = write_all(fd, data, len);
+	err = util__write_all(fd, data, len);
 	if (!err && fsync(fd))
 		err = -errno;
 	if (close(fd) && !err)

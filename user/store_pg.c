@@ -21,6 +21,7 @@
 #include <libpq-fe.h>
 
 #include "heal/store_pg.h"
+#include "heal/util.h"
 
 #define UID_MAX	       128
 #define BACKOFF_MIN_MS 100
@@ -118,22 +119,6 @@ static void set_error(struct store_pg *s, const char *fmt, ...)
 
 /* ---- spool ------------------------------------------------------------------------- */
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Append {"uid":UID,"event":LINE} (uid needs no escaping: submit checked it). */
 static int spool_append(struct store_pg *s, const char *uid, const char *line, size_t len)
 {
@@ -157,7 +142,7 @@ static int spool_append(struct store_pg *s, const char *uid, const char *line, s
 	if (s->spool_bytes + total > s->spool_max) {
 		err = -ENOSPC;
 	} else {
-		err = write_all(s->spool_fd, buf, total);
+		err = util__write_all(s->spool_fd, buf, total);
 		if (err)
 			/* no half line left behind for the replay to trip over */
 			(void)!ftruncate(s->spool_fd, (off_t)s->spool_bytes);
@@ -775,7 +760,7 @@ struct store_pg *store_pg__new(const char *url, const char *host, const char *sp
 	s->spool_bytes = (uint64_t)st.st_size;
 	/* a crash mid-append leaves a torn last line: end it, so the next append starts clean */
 	if (st.st_size && pread(s->spool_fd, &last, 1, st.st_size - 1) == 1 && last != '\n' &&
-	    write_all(s->spool_fd, "\n", 1) == 0)
+	    util__write_all(s->spool_fd, "\n", 1) == 0)
 		s->spool_bytes++;
 	ret = pthread_create(&s->thr, NULL, store_thread, s);
 	if (ret) {

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "heal/util.h"
 
 static char cgroup2_root[PATH_MAX] = "/sys/fs/cgroup";
@@ -182,4 +184,41 @@ int util__run(char *const argv[], unsigned timeout_ms, char *out, size_t outlen)
 	}
 	waitpid(pid, &status, 0);
 	return -ETIMEDOUT;
+}
+
+int util__write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t r;
+
+	while (len) {
+		r = write(fd, p, len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -EIO;
+		p += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+const char *util__json_type_name(const struct cJSON *j)
+{
+	if (cJSON_IsNull(j))
+		return "null";
+	if (cJSON_IsBool(j))
+		return "a boolean";
+	if (cJSON_IsNumber(j))
+		return "a number";
+	if (cJSON_IsString(j))
+		return "a string";
+	if (cJSON_IsArray(j))
+		return "an array";
+	if (cJSON_IsObject(j))
+		return "an object";
+	return "an invalid value";
 }

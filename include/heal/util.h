@@ -20,6 +20,13 @@ int util__read_file(const char *path, size_t max, char **out, size_t *len);
  * status, or -ETIMEDOUT, or -errno when it could not run.
  */
 int util__run(char *const argv[], unsigned timeout_ms, char *out, size_t outlen);
+/* write(2) all of buf, retrying short writes and EINTR. 0, -EIO (wrote nothing), or -errno. */
+int util__write_all(int fd, const void *buf, size_t len);
+
+struct cJSON;
+/* "a string", "an array", ... for messages about a JSON value of the wrong type. */
+const char *util__json_type_name(const struct cJSON *j);
+
 /* Milliseconds of CLOCK_MONOTONIC. */
 long long util__now_ms(void);
 

@@ -185,7 +185,7 @@ lint:
 		--inline-suppr --suppress=missingIncludeSystem -I include -I tests/lib \
 		--suppress="AssignmentAddressToInteger:tests/*" \
 		--include=/usr/include/cjson/cJSON.h \
-		-i tests/ui/node_modules -i tools/bench/empty.bpf.c user tools tests
+		-i tests/ui/node_modules $(addprefix -i ,$(wildcard tools/bench/*.bpf.c)) user tools tests
 
 clean:
 	$(call msg,CLEAN)
@@ -195,15 +195,22 @@ clean:
 
 
 # -- benchmarks (root; separate from test): rewrites the tables in BENCHMARKS.md --
+# BENCH_SECTIONS=syscall make bench runs one section; each is tools/bench/NAME.sh.
+BENCH_SECTIONS ?= syscall uprobe nginx pipeline heal idle
+BENCH_BINS := $(BIN)/heald $(BIN)/shop $(BIN)/payments $(BIN)/failgen \
+	$(patsubst tools/bench/%.c,$(OUTPUT)/bench/%,$(filter-out %.bpf.c,$(wildcard tools/bench/*.c))) \
+	$(patsubst tools/bench/%.bpf.c,$(OUTPUT)/bench/%.bpf.o,$(wildcard tools/bench/*.bpf.c))
 .PHONY: bench
-bench: $(BIN)/heald $(OUTPUT)/bench/sysloop $(OUTPUT)/bench/floor $(OUTPUT)/bench/empty.bpf.o
-	$(Q)BIN=$(BIN) BENCH=$(OUTPUT)/bench sh tools/bench/run.sh --update BENCHMARKS.md
+bench: $(BENCH_BINS)
+	$(Q)sh tools/deps.sh --bench
+	$(Q)for s in $(BENCH_SECTIONS); do \
+		[ -f tools/bench/$$s.sh ] || { echo "bench: no section $$s" >&2; exit 1; }; \
+		BIN=$(BIN) BENCH=$(OUTPUT)/bench sh tools/bench/$$s.sh --update BENCHMARKS.md || exit 1; \
+	done
 
-$(OUTPUT)/bench/sysloop: tools/bench/sysloop.c
-	$(Q)mkdir -p $(@D) && $(CC) -O2 -g -Wall -Wextra -o $@ $<
+# every tools/bench/X.c is a standalone tool; X.bpf.c a BPF object
+$(OUTPUT)/bench/%: tools/bench/%.c
+	$(Q)mkdir -p $(@D) && $(CC) -O2 -g -Wall -Wextra -Wno-unused-parameter -o $@ $< -lbpf -lpthread
 
-$(OUTPUT)/bench/floor: tools/bench/floor.c
-	$(Q)mkdir -p $(@D) && $(CC) -O2 -g -Wall -Wextra -Wno-unused-parameter -o $@ $< -lbpf
-
-$(OUTPUT)/bench/empty.bpf.o: tools/bench/empty.bpf.c
+$(OUTPUT)/bench/%.bpf.o: tools/bench/%.bpf.c
 	$(Q)mkdir -p $(@D) && $(CLANG) -O2 -g -target bpf -idirafter /usr/include/$(shell $(CC) -dumpmachine) -c $< -o $@

@@ -1,9 +1,11 @@
 #!/bin/sh
 # Install the Debian packages heal needs to build, test and demo; does nothing when all are there.
+# --bench: also what `make bench` compares heald with (bpftrace, strace, nginx, wrk, supervisor, perf).
 set -eu
 PKGS="make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
 libcjson-dev libcurl4-openssl-dev libcmocka-dev libmicrohttpd-dev systemtap-sdt-dev linux-libc-dev jq util-linux
 binutils curl prometheus chromium libpq-dev postgresql"
+[ "${1:-}" = "--bench" ] && PKGS="$PKGS bpftrace strace nginx wrk supervisor linux-perf procps"
 # node and npm for the dashboard test (playwright-core drives the system's chromium)
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"

@@ -29,6 +29,22 @@ struct {
 	__type(value, struct heal_watch);
 } watched SEC(".maps");
 
+/*
+ * tgid -> target id, one byte per tgid (8 to a word, 0 = not watched): the
+ * syscall hook's pre-filter. Every failing syscall of every task on the host
+ * asks "is this process watched?"; an inlined array load answers in a few ns
+ * where the hash above costs a hash computation and bucket walk. heald sizes
+ * it from kernel.pid_max and writes it through mmap; tgids past its end
+ * (pid_max raised later) fall back to the hash. Kept in step with `watched`.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} watched_tgid SEC(".maps");
+
 /* Records that did not fit in the ring buffer, per record type. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -70,6 +86,16 @@ static __always_inline struct heal_watch *current_watch(__u32 *tgid_out, __u32 *
 	*tgid_out = tgid;
 	*tid_out = (__u32)id;
 	return bpf_map_lookup_elem(&watched, &tgid);
+}
+
+/* Byte stores: the neighbours in the word belong to other tgids and stay untouched. */
+static __always_inline void mark_watched(__u32 tgid, __u32 target_id)
+{
+	__u32 word = tgid / 8;
+	__u8 *w = bpf_map_lookup_elem(&watched_tgid, &word);
+
+	if (w)
+		w[tgid % 8] = (__u8)target_id;
 }
 
 static __always_inline void fill_hdr(struct heal_rec_hdr *h, __u32 type, __u32 target_id,

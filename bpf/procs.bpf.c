@@ -65,6 +65,7 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 		count_stat(HEAL_STAT_WATCH_TABLE_FULL);
 		return 0;
 	}
+	mark_watched(ctgid, w->target_id);
 	emit_proc(HEAL_PROC_FORK, w, ctgid, BPF_CORE_READ(child, pid), ptgid, NULL);
 	return 0;
 }
@@ -107,6 +108,7 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 			count_stat(HEAL_STAT_WATCH_TABLE_FULL);
 			return 0;
 		}
+		mark_watched(tgid, copy.target_id);
 		w = &copy;
 	}
 	emit_proc(HEAL_PROC_EXEC, w, tgid, BPF_CORE_READ(p, pid), 0, BPF_CORE_READ(bprm, filename));
@@ -141,6 +143,7 @@ int BPF_PROG(sched_process_exit, struct task_struct *p)
 		}
 	}
 	emit_proc(HEAL_PROC_EXIT, &copy, tgid, tid, 0, NULL);
+	mark_watched(tgid, 0);
 	bpf_map_delete_elem(&watched, &tgid);
 	return 0;
 }

@@ -3,6 +3,12 @@
  * Failed syscalls of watched processes. One hook only, sys_exit: the
  * arguments are still in the task's saved registers there, so no sys_enter
  * hook (each enabled syscall tracepoint costs every task on the host).
+ *
+ * This program runs on every syscall of every task, so its path is costed
+ * (BENCHMARKS.md): success leaves on the first compare; a failure of an
+ * unwatched task after one inlined array load (watched_tgid); a failure no
+ * rule wants after two more (sys_rules is an array indexed by target and
+ * syscall). Only a matching failure pays a hash lookup, to count it.
  */
 #include "common.bpf.h"
 #include <bpf/bpf_endian.h>
@@ -10,13 +16,18 @@
 #define MAX_ERRNO 4095
 #define NSEC_PER_SEC 1000000000ull
 
+/* The kernel's tick rate (libbpf reads it from the kernel config; 0 when there is none). */
+extern unsigned int CONFIG_HZ __kconfig __weak;
+
 /* Samples per second per (tgid, syscall, errno); counts stay exact regardless. */
 const volatile __u64 samples_per_sec = 10;
 
+/* (target_id, nr) -> rule at target_id * HEAL_SYSCALL_ROW + nr; nr HEAL_SYSCALL_MAX is "*".
+ * heald sizes it to its targets (row 0 unused: target ids start at 1). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct heal_sys_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HEAL_SYSCALL_ROW);
+	__type(key, __u32);
 	__type(value, struct heal_sys_rule);
 } sys_rules SEC(".maps");
 
@@ -53,6 +64,8 @@ static __always_inline __u64 syscall_arg(struct pt_regs *regs, __u32 idx)
 
 static __always_inline bool errno_matches(const struct heal_sys_rule *rule, __u32 err)
 {
+	if (!rule->active)
+		return false;
 	if (rule->any_errno)
 		return true;
 	__u64 bit = 1ull << (err % 64);
@@ -86,7 +99,9 @@ static __always_inline bool count_and_sample(const struct heal_sys_rule *rule,
 	}
 	*count_out = __sync_fetch_and_add(&c->count, 1) + 1;
 
-	now = bpf_ktime_get_boot_ns();
+	/* Tick resolution is plenty for 1 s rate limits and threshold windows,
+	 * and jiffies are a load where the precise clock reads the clocksource. */
+	now = CONFIG_HZ ? bpf_jiffies64() * (NSEC_PER_SEC / CONFIG_HZ) : bpf_ktime_get_boot_ns();
 	/* The window and rate-limit fields race benignly across CPUs: they only shape sampling. */
 	if (rule->threshold > 1) {
 		if (rule->window_ns && now - c->win_start_ns > rule->window_ns) {
@@ -139,41 +154,65 @@ static __always_inline void capture_sockaddr(struct heal_rec_syscall *rec, __u64
 	}
 }
 
-SEC("raw_tp/sys_exit")
+static __always_inline const struct heal_sys_rule *rule_for(__u32 target_id, __u32 nr, __u32 err)
+{
+	const struct heal_sys_rule *rule;
+	__u32 idx;
+
+	if (nr < HEAL_SYSCALL_MAX) {
+		idx = target_id * HEAL_SYSCALL_ROW + nr;
+		rule = bpf_map_lookup_elem(&sys_rules, &idx);
+		if (rule && errno_matches(rule, err))
+			return rule;
+	}
+	idx = target_id * HEAL_SYSCALL_ROW + HEAL_SYSCALL_MAX;
+	rule = bpf_map_lookup_elem(&sys_rules, &idx);
+	if (rule && errno_matches(rule, err))
+		return rule;
+	return NULL;
+}
+
+/* The target of the current process, or 0. */
+static __always_inline __u32 current_target(__u32 tgid)
+{
+	__u32 word = tgid / 8;
+	__u8 *w = bpf_map_lookup_elem(&watched_tgid, &word);
+	struct heal_watch *hw;
+
+	if (w)
+		return w[tgid % 8];
+	hw = bpf_map_lookup_elem(&watched, &tgid); /* past pid_max at load */
+	return hw && (hw->detect & HEAL_DETECT_SYSCALLS) ? hw->target_id : 0;
+}
+
+SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-	struct heal_sys_key rkey;
-	struct heal_sys_rule *rule;
+	const struct heal_sys_rule *rule;
 	struct heal_sys_capture *cap;
 	struct heal_count_key ckey;
 	struct heal_rec_syscall *rec;
-	struct heal_watch *w;
-	__u32 tgid, tid, nr, err;
+	__u32 tgid, target_id, nr, err;
 	__u64 count = 0;
 
 	/* Success is by far the common case: leave before any map lookup. */
 	if (ret >= 0 || ret < -MAX_ERRNO)
 		return 0;
-	w = current_watch(&tgid, &tid);
-	if (!w || !(w->detect & HEAL_DETECT_SYSCALLS))
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	target_id = current_target(tgid);
+	if (!target_id)
 		return 0;
 
-	nr = (__u32)BPF_CORE_READ(regs, orig_ax);
+	nr = (__u32)regs->orig_ax; /* a BTF pointer: a plain load, no probe-read helper */
 	err = (__u32)-ret;
-	rkey.target_id = w->target_id;
-	rkey.nr = nr;
-	rule = bpf_map_lookup_elem(&sys_rules, &rkey);
-	if (!rule || !errno_matches(rule, err)) {
-		rkey.nr = HEAL_SYSCALL_ANY;
-		rule = bpf_map_lookup_elem(&sys_rules, &rkey);
-		if (!rule || !errno_matches(rule, err))
-			return 0;
-	}
+	rule = rule_for(target_id, nr, err);
+	if (!rule)
+		return 0;
 
 	ckey.tgid = tgid;
 	ckey.nr = nr;
 	ckey.err = err;
-	ckey.target_id = w->target_id;
+	ckey.target_id = target_id;
 	if (!count_and_sample(rule, &ckey, &count))
 		return 0;
 
@@ -182,7 +221,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		count_drop(HEAL_REC_SYSCALL);
 		return 0;
 	}
-	fill_hdr(&rec->hdr, HEAL_REC_SYSCALL, w->target_id, tgid, tid);
+	fill_hdr(&rec->hdr, HEAL_REC_SYSCALL, target_id, tgid, (__u32)bpf_get_current_pid_tgid());
 	rec->count = count;
 	rec->ret = ret;
 	rec->nr = nr;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -38,6 +39,8 @@ struct probe {
 	struct api_slot apis[HEAL_API_MAX];
 	size_t n_apis;
 	int ncpus;
+	volatile uint8_t *tgid_bytes; /* watched_tgid, mmapped: one byte per tgid */
+	size_t tgid_bytes_len;
 };
 
 /* What to capture per syscall: argument positions are 1-based. */
@@ -120,13 +123,14 @@ static int add_link(struct probe *p, struct bpf_link *l)
 	return 0;
 }
 
-static int share_maps(struct bpf_map *events, struct bpf_map *watched, struct bpf_map *drops,
-		      struct bpf_map *stats, const struct procs_bpf *owner)
+static int share_maps(struct bpf_map *events, struct bpf_map *watched, struct bpf_map *watched_tgid,
+		      struct bpf_map *drops, struct bpf_map *stats, const struct procs_bpf *owner)
 {
 	int err;
 
 	if ((err = bpf_map__reuse_fd(events, bpf_map__fd(owner->maps.events))) ||
 	    (err = bpf_map__reuse_fd(watched, bpf_map__fd(owner->maps.watched))) ||
+	    (err = bpf_map__reuse_fd(watched_tgid, bpf_map__fd(owner->maps.watched_tgid))) ||
 	    (err = bpf_map__reuse_fd(drops, bpf_map__fd(owner->maps.drops))) ||
 	    (err = bpf_map__reuse_fd(stats, bpf_map__fd(owner->maps.stats))))
 		return err;
@@ -187,20 +191,23 @@ static int fill_syscall_maps(struct probe *p)
 	for (i = 0; i < cfg->n_targets; i++) {
 		const struct heal_target *t = &cfg->targets[i];
 
+		if (!(t->detect & HEAL_DETECT_SYSCALLS))
+			continue;
 		for (j = 0; j < t->n_syscall_rules; j++) {
 			const struct heal_syscall_rule *r = &t->syscall_rules[j];
 			size_t nkeys = r->any_syscall ? 1 : r->n_syscalls;
 
 			for (k = 0; k < nkeys; k++) {
-				struct heal_sys_key key = {
-					.target_id = t->id,
-					.nr = r->any_syscall ? HEAL_SYSCALL_ANY : (__u32)r->syscalls[k],
-				};
+				__u32 nr = r->any_syscall ? HEAL_SYSCALL_MAX : (__u32)r->syscalls[k];
+				__u32 key = t->id * HEAL_SYSCALL_ROW + nr;
 				struct heal_sys_rule rule = {};
 				size_t e;
 
+				if (nr > HEAL_SYSCALL_MAX)
+					continue; /* config checked names against this table */
 				/* Two rules on one syscall merge: their errno sets add up. */
 				bpf_map_lookup_elem(fd_rules, &key, &rule);
+				rule.active = 1;
 				rule.any_errno |= r->any_errno;
 				for (e = 0; e < r->n_errnos; e++) {
 					int en = r->errnos[e];
@@ -219,6 +226,36 @@ static int fill_syscall_maps(struct probe *p)
 			}
 		}
 	}
+	return 0;
+}
+
+/* kernel.pid_max, the bound of every tgid (4194304 at most on 64-bit) */
+static uint32_t pid_max(void)
+{
+	char *s = NULL;
+	size_t len;
+	long v = 0;
+
+	if (util__read_file("/proc/sys/kernel/pid_max", 64, &s, &len) == 0)
+		v = strtol(s, NULL, 10);
+	free(s);
+	return v > 0 && v <= (1L << 22) ? (uint32_t)v : 1u << 22;
+}
+
+/* Map watched_tgid so heald sets bytes without a syscall and without racing
+ * the kernel's byte stores to the same word (a read-modify-write would). */
+static int map_tgid_bytes(struct probe *p)
+{
+	const struct bpf_map *m = p->procs->maps.watched_tgid;
+	size_t len = (size_t)bpf_map__max_entries(m) * bpf_map__value_size(m);
+	void *addr;
+
+	len = (len + (size_t)sysconf(_SC_PAGESIZE) - 1) & ~((size_t)sysconf(_SC_PAGESIZE) - 1);
+	addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
+	if (addr == MAP_FAILED)
+		return -errno;
+	p->tgid_bytes = addr;
+	p->tgid_bytes_len = (size_t)bpf_map__max_entries(m) * bpf_map__value_size(m);
 	return 0;
 }
 
@@ -386,12 +423,17 @@ int probe__new(const struct heal_config *cfg, probe_record_fn cb, void *ctx, str
 	}
 	p->procs->rodata->has_match = any_match(cfg);
 	bpf_program__set_autoload(p->procs->progs.mark_victim, want_oom);
-	if ((e = -bpf_map__set_max_entries(p->procs->maps.events, cfg->ringbuf_kb * 1024u))) {
-		explain(err, errlen, "size the ring buffer", e);
+	if ((e = -bpf_map__set_max_entries(p->procs->maps.events, cfg->ringbuf_kb * 1024u)) ||
+	    (e = -bpf_map__set_max_entries(p->procs->maps.watched_tgid, (pid_max() + 7) / 8))) {
+		explain(err, errlen, "size the ring buffer and the tgid table", e);
 		goto fail;
 	}
 	if ((e = -procs_bpf__load(p->procs))) {
 		explain(err, errlen, "load the process-tracking BPF programs", e);
+		goto fail;
+	}
+	if ((e = -map_tgid_bytes(p))) {
+		explain(err, errlen, "map the tgid table", e);
 		goto fail;
 	}
 
@@ -403,7 +445,12 @@ int probe__new(const struct heal_config *cfg, probe_record_fn cb, void *ctx, str
 			goto fail;
 		}
 		p->sys->rodata->samples_per_sec = cfg->samples_per_sec;
-		if ((e = -share_maps(p->sys->maps.events, p->sys->maps.watched, p->sys->maps.drops,
+		if ((e = -bpf_map__set_max_entries(p->sys->maps.sys_rules,
+						   (uint32_t)(cfg->n_targets + 1) * HEAL_SYSCALL_ROW))) {
+			explain(err, errlen, "size the syscall rule table", e);
+			goto fail;
+		}
+		if ((e = -share_maps(p->sys->maps.events, p->sys->maps.watched, p->sys->maps.watched_tgid, p->sys->maps.drops,
 				     p->sys->maps.stats, p->procs)) ||
 		    (e = -syscalls_bpf__load(p->sys))) {
 			explain(err, errlen, "load the syscall BPF program", e);
@@ -421,7 +468,7 @@ int probe__new(const struct heal_config *cfg, probe_record_fn cb, void *ctx, str
 			explain(err, errlen, "open the crash BPF object", e);
 			goto fail;
 		}
-		if ((e = -share_maps(p->crash->maps.events, p->crash->maps.watched,
+		if ((e = -share_maps(p->crash->maps.events, p->crash->maps.watched, p->crash->maps.watched_tgid,
 				     p->crash->maps.drops, p->crash->maps.stats, p->procs)) ||
 		    (e = -crash_bpf__load(p->crash))) {
 			explain(err, errlen, "load the crash BPF program", e);
@@ -438,7 +485,7 @@ int probe__new(const struct heal_config *cfg, probe_record_fn cb, void *ctx, str
 		bpf_program__set_autoload(p->api->progs.api_entry, n_uprobes > 0);
 		bpf_program__set_autoload(p->api->progs.api_return, n_uprobes > 0);
 		bpf_program__set_autoload(p->api->progs.api_usdt, n_usdts > 0);
-		if ((e = -share_maps(p->api->maps.events, p->api->maps.watched, p->api->maps.drops,
+		if ((e = -share_maps(p->api->maps.events, p->api->maps.watched, p->api->maps.watched_tgid, p->api->maps.drops,
 				     p->api->maps.stats, p->procs)) ||
 		    (e = -api_bpf__load(p->api))) {
 			explain(err, errlen, "load the API BPF programs", e);
@@ -456,7 +503,7 @@ int probe__new(const struct heal_config *cfg, probe_record_fn cb, void *ctx, str
 		goto fail;
 	}
 	if (p->sys && (e = -syscalls_bpf__attach(p->sys))) {
-		explain(err, errlen, "attach raw_tp/sys_exit", e);
+		explain(err, errlen, "attach tp_btf/sys_exit", e);
 		goto fail;
 	}
 	if (p->crash && (e = -crash_bpf__attach(p->crash))) {
@@ -491,6 +538,8 @@ void probe__free(struct probe *p)
 	for (i = 0; i < p->n_links; i++)
 		bpf_link__destroy(p->links[i]);
 	free(p->links);
+	if (p->tgid_bytes)
+		munmap((void *)p->tgid_bytes, p->tgid_bytes_len);
 	api_bpf__destroy(p->api);
 	crash_bpf__destroy(p->crash);
 	syscalls_bpf__destroy(p->sys);
@@ -514,11 +563,15 @@ int probe__watch(struct probe *p, uint32_t tgid, const struct heal_target *t)
 
 	if (bpf_map_update_elem(bpf_map__fd(p->procs->maps.watched), &tgid, &w, BPF_ANY))
 		return -errno;
+	if (tgid < p->tgid_bytes_len)
+		p->tgid_bytes[tgid] = (uint8_t)t->id;
 	return 0;
 }
 
 int probe__unwatch(struct probe *p, uint32_t tgid)
 {
+	if (tgid < p->tgid_bytes_len)
+		p->tgid_bytes[tgid] = 0;
 	if (bpf_map_delete_elem(bpf_map__fd(p->procs->maps.watched), &tgid) && errno != ENOENT)
 		return -errno;
 	return 0;

@@ -19,7 +19,8 @@
 #define HEAL_SYSCALL_MAX 512   /* size of the per-syscall capture table */
 #define HEAL_ERRNO_MAX 192     /* errnos above this are matched only by "*" */
 #define HEAL_ERRNO_WORDS (HEAL_ERRNO_MAX / 64)
-#define HEAL_SYSCALL_ANY 0xffffffffu /* rule key for "syscall": "*" */
+#define HEAL_SYSCALL_ANY 0xffffffffu /* config's "syscall": "*" */
+#define HEAL_SYSCALL_ROW (HEAL_SYSCALL_MAX + 1) /* sys_rules per target: each nr, then "*" */
 #define HEAL_STACK_DUMP 8192  /* bytes of user stack kept for DWARF unwinding */
 #define HEAL_REGS_N 17         /* x86-64 DWARF registers 0..16: rax rdx rcx rbx rsi rdi rbp rsp r8-r15 rip */
 #define HEAL_API_MAX 64              /* uprobe/USDT rules across all targets */
@@ -162,17 +163,14 @@ struct heal_exe_key {
 	__u64 ino;
 };
 
-/* sys_rules: (target, syscall nr or HEAL_SYSCALL_ANY) -> rule */
-struct heal_sys_key {
-	__u32 target_id;
-	__u32 nr;
-};
-
+/* sys_rules[target_id * HEAL_SYSCALL_ROW + nr]; nr HEAL_SYSCALL_MAX holds "*" */
 struct heal_sys_rule {
 	__u64 errno_mask[HEAL_ERRNO_WORDS];
 	__u64 window_ns; /* threshold window; 0 = no threshold */
+	__u32 active;    /* 0: no rule at this slot */
 	__u32 any_errno;
 	__u32 threshold; /* failures within window_ns before a sample is sent */
+	__u32 pad;
 };
 
 /* sys_capture: syscall nr -> which arguments to capture (argument index + 1; 0 none) */

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Failed API returns in unmodified binaries: a uprobe at entry captures an
- * argument, a uretprobe evaluates the rule's predicate on the return value
- * in the kernel, so only failures cross the ring buffer. USDT probes fire
- * when their predicate over the probe's arguments holds. The attach cookie
- * is the rule's index in api_specs.
+ * Failed API returns in unmodified binaries: a uprobe at entry keeps the
+ * argument to capture (its raw value, in the calling thread's task storage),
+ * a uretprobe evaluates the rule's predicate on the return value in the
+ * kernel, so only failures cross the ring buffer, and only a failure reads
+ * the string behind the pointer. USDT probes fire when their predicate over
+ * the probe's arguments holds. The attach cookie is the rule's index in
+ * api_specs. Every call of a probed function runs these, so their path is
+ * costed (BENCHMARKS.md): no hash map on a call that succeeds.
  */
 #include "common.bpf.h"
 #include <bpf/usdt.bpf.h>
@@ -16,13 +19,15 @@ struct {
 	__type(value, struct heal_api_spec);
 } api_specs SEC(".maps");
 
-/* LRU: a function left by longjmp or a dying thread never reaches its uretprobe. */
+/* Per thread, freed with it (a call left by longjmp or a dying thread never
+ * returns through its uretprobe). Slot api_id % HEAL_API_SLOTS: nested calls
+ * of two probed functions keep both arguments unless their ids collide. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, struct heal_api_key);
-	__type(value, struct heal_api_arg);
-} api_args SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct heal_api_calls);
+} api_calls SEC(".maps");
 
 /* Scratch for building an entry on the per-CPU side of the 512-byte stack limit. */
 struct {
@@ -48,14 +53,17 @@ static __always_inline bool pred_holds(const struct heal_api_spec *s, __s64 v)
 /* The spec for this attachment, if the current process belongs to the rule's target. */
 static __always_inline struct heal_api_spec *spec_for_current(__u32 api_id, __u32 *tgid, __u32 *tid)
 {
+	__u64 id = bpf_get_current_pid_tgid();
 	struct heal_api_spec *s;
-	struct heal_watch *w;
+	__u32 target_id;
 
-	w = current_watch(tgid, tid);
-	if (!w || !(w->detect & HEAL_DETECT_API))
+	*tgid = id >> 32;
+	*tid = (__u32)id;
+	target_id = current_target(*tgid);
+	if (!target_id)
 		return NULL;
 	s = bpf_map_lookup_elem(&api_specs, &api_id);
-	if (!s || s->target_id != w->target_id)
+	if (!s || s->target_id != target_id)
 		return NULL;
 	return s;
 }
@@ -109,45 +117,55 @@ static __always_inline void emit_api(const struct heal_api_spec *s, __u32 api_id
 SEC("uprobe")
 int BPF_KPROBE(api_entry)
 {
-	__u32 api_id = (__u32)bpf_get_attach_cookie(ctx), tgid, tid, zero = 0;
+	__u32 api_id = (__u32)bpf_get_attach_cookie(ctx), tgid, tid;
+	struct heal_api_calls *calls;
 	struct heal_api_spec *s;
-	struct heal_api_key key;
-	struct heal_api_arg *a;
+	struct heal_api_call *c;
 
 	s = spec_for_current(api_id, &tgid, &tid);
 	if (!s || s->arg_kind == HEAL_ARG_NONE)
 		return 0;
-	a = bpf_map_lookup_elem(&api_scratch, &zero);
-	if (!a)
+	calls = bpf_task_storage_get(&api_calls, bpf_get_current_task_btf(), 0,
+				     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!calls)
 		return 0;
-	capture(a, s->arg_kind, uprobe_arg(ctx, s->arg_index));
-	key.tid = tid;
-	key.api_id = api_id;
-	bpf_map_update_elem(&api_args, &key, a, BPF_ANY);
+	c = &calls->slot[api_id % HEAL_API_SLOTS];
+	c->api_id = api_id;
+	c->live = 1;
+	c->raw = uprobe_arg(ctx, s->arg_index);
 	return 0;
 }
 
 SEC("uretprobe")
 int BPF_KRETPROBE(api_return, long ret)
 {
-	__u32 api_id = (__u32)bpf_get_attach_cookie(ctx), tgid, tid;
-	struct heal_api_spec *s;
-	struct heal_api_key key;
+	__u32 api_id = (__u32)bpf_get_attach_cookie(ctx), tgid, tid, zero = 0;
+	struct heal_api_calls *calls;
 	struct heal_api_arg *a = NULL;
+	struct heal_api_spec *s;
+	struct heal_api_call *c;
 	__s64 v;
 
 	s = spec_for_current(api_id, &tgid, &tid);
 	if (!s)
 		return 0;
 	v = s->ret_bits == 32 ? (__s64)(__s32)ret : (__s64)ret;
-	key.tid = tid;
-	key.api_id = api_id;
-	if (s->arg_kind != HEAL_ARG_NONE)
-		a = bpf_map_lookup_elem(&api_args, &key);
-	if (pred_holds(s, v))
-		emit_api(s, api_id, tgid, tid, v, a);
-	if (a)
-		bpf_map_delete_elem(&api_args, &key);
+	if (!pred_holds(s, v))
+		return 0;
+	/* A failure: the argument kept at entry, read now (strings: the caller's memory). */
+	if (s->arg_kind != HEAL_ARG_NONE) {
+		calls = bpf_task_storage_get(&api_calls, bpf_get_current_task_btf(), 0, 0);
+		if (calls) {
+			c = &calls->slot[api_id % HEAL_API_SLOTS];
+			if (c->live && c->api_id == api_id) {
+				c->live = 0;
+				a = bpf_map_lookup_elem(&api_scratch, &zero);
+				if (a)
+					capture(a, s->arg_kind, c->raw);
+			}
+		}
+	}
+	emit_api(s, api_id, tgid, tid, v, a);
 	return 0;
 }
 

@@ -77,6 +77,19 @@ static __always_inline void count_stat(__u32 stat)
 		*v += 1;
 }
 
+/* The target of process tgid, or 0: the early return for everyone else. */
+static __always_inline __u32 current_target(__u32 tgid)
+{
+	__u32 word = tgid / 8;
+	__u8 *b = bpf_map_lookup_elem(&watched_tgid, &word);
+	struct heal_watch *w;
+
+	if (b)
+		return b[tgid % 8];
+	w = bpf_map_lookup_elem(&watched, &tgid); /* past pid_max at load */
+	return w ? w->target_id : 0;
+}
+
 /* The watch entry of the current process, or NULL: the early return for everyone else. */
 static __always_inline struct heal_watch *current_watch(__u32 *tgid_out, __u32 *tid_out)
 {

@@ -172,19 +172,6 @@ static __always_inline const struct heal_sys_rule *rule_for(__u32 target_id, __u
 	return NULL;
 }
 
-/* The target of the current process, or 0. */
-static __always_inline __u32 current_target(__u32 tgid)
-{
-	__u32 word = tgid / 8;
-	__u8 *w = bpf_map_lookup_elem(&watched_tgid, &word);
-	struct heal_watch *hw;
-
-	if (w)
-		return w[tgid % 8];
-	hw = bpf_map_lookup_elem(&watched, &tgid); /* past pid_max at load */
-	return hw && (hw->detect & HEAL_DETECT_SYSCALLS) ? hw->target_id : 0;
-}
-
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {

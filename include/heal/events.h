@@ -218,10 +218,16 @@ struct heal_api_spec {
 	__u32 target_id;
 };
 
-/* api_args: per-thread argument captured at function entry */
-struct heal_api_key {
-	__u32 tid;
+/* api_calls (task storage): the argument to capture, kept at function entry */
+#define HEAL_API_SLOTS 4
+struct heal_api_call {
+	__u64 raw; /* the argument register: an int, or the string's address */
 	__u32 api_id;
+	__u32 live;
+};
+
+struct heal_api_calls {
+	struct heal_api_call slot[HEAL_API_SLOTS];
 };
 
 struct heal_api_arg {

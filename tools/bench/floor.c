@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * floor: load an object's BPF programs, attach them by section name, print
- * "attached" and hold them until SIGINT/SIGTERM.
- * usage: floor OBJECT.bpf.o
+ * "attached" and hold them until SIGINT/SIGTERM. With BINARY FUNCTION,
+ * uprobe/uretprobe programs attach to FUNCTION in BINARY (any process).
+ * usage: floor OBJECT.bpf.o [BINARY FUNCTION]
  */
 #include <bpf/libbpf.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop;
@@ -21,8 +23,8 @@ int main(int argc, char **argv)
 	struct bpf_object *obj;
 	struct bpf_program *prog;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s OBJECT.bpf.o\n", argv[0]);
+	if (argc != 2 && argc != 4) {
+		fprintf(stderr, "usage: %s OBJECT.bpf.o [BINARY FUNCTION]\n", argv[0]);
 		return 2;
 	}
 	obj = bpf_object__open_file(argv[1], NULL);
@@ -31,7 +33,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	bpf_object__for_each_program(prog, obj) {
-		if (!bpf_program__attach(prog)) {
+		const char *sec = bpf_program__section_name(prog);
+		struct bpf_link *link;
+
+		if (argc == 4 && (!strcmp(sec, "uprobe") || !strcmp(sec, "uretprobe"))) {
+			LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = argv[3],
+				    .retprobe = !strcmp(sec, "uretprobe"));
+			link = bpf_program__attach_uprobe_opts(prog, -1, argv[2], 0, &uo);
+		} else {
+			link = bpf_program__attach(prog);
+		}
+		if (!link) {
 			fprintf(stderr, "floor: cannot attach %s\n", bpf_program__name(prog));
 			return 1;
 		}

@@ -50,9 +50,9 @@ bench_bg() {
 	BENCH_HELPERS="$BENCH_HELPERS $BG_PID"
 }
 
-# bench_stop PID: SIGTERM and reap
+# bench_stop PID [SIGNAL=TERM]: signal and reap
 bench_stop() {
-	kill "$1" 2>/dev/null || true
+	kill -"${2:-TERM}" "$1" 2>/dev/null || true
 	wait "$1" 2>/dev/null || true
 	BENCH_HELPERS=$(echo "$BENCH_HELPERS" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
 }
@@ -66,6 +66,20 @@ wait_for() {
 		if [ $_i -gt $_max ]; then
 			echo "bench $BENCH_NAME: timed out waiting for '$2' in $1" >&2
 			tail -20 "$1" >&2
+			exit 1
+		fi
+		sleep 0.01
+	done
+}
+
+# wait_attached PID [SECONDS=10]: until PID holds an attached BPF perf event
+# (tracepoint, uprobe): bpftrace prints "Attaching" before it has attached
+wait_attached() {
+	_i=0
+	while [ "$(bpftool perf show -j 2>/dev/null | jq --argjson p "$1" '[.[] | select(.pid == $p)] | length')" = 0 ]; do
+		_i=$((_i + 1))
+		if [ $_i -gt $((${2:-10} * 100)) ]; then
+			echo "bench $BENCH_NAME: pid $1 attached nothing in ${2:-10} s" >&2
 			exit 1
 		fi
 		sleep 0.01

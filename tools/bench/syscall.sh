@@ -18,7 +18,7 @@ BPFTRACE=${BPFTRACE:-bpftrace}
 STRACE=${STRACE:-strace}
 
 bench_init syscall "$@"
-bench_need "$HEALD" "$BENCH/sysloop" "$BENCH/floor" "$BENCH/empty.bpf.o" "$BPFTRACE" "$STRACE" taskset
+bench_need "$HEALD" "$BENCH/sysloop" "$BENCH/floor" "$BENCH/empty.bpf.o" "$BPFTRACE" "$STRACE" taskset bpftool jq
 
 LOOP="taskset -c $CPU $BENCH/sysloop"
 DETECT='"detect": {"syscalls": [{"syscall": ["openat", "connect"], "errno": ["ENOENT", "ECONNREFUSED"]}], "crashes": true, "exits": true}'
@@ -60,10 +60,10 @@ run_e() {
 	# openat=257, connect=42 on x86_64; ENOENT=2, ECONNREFUSED=111
 	bench_bg "$BPFTRACE" -e "tracepoint:raw_syscalls:sys_exit /pid == $lp && (args->id == 257 || args->id == 42) && (args->ret == -2 || args->ret == -111)/ { @[args->id, -args->ret] = count(); }" \
 		> "$T/bpftrace.out" 2>&1
-	wait_for "$T/bpftrace.out" Attaching
+	wait_attached "$BG_PID"
 	touch "$T/go"
 	wait "$lp"
-	bench_stop "$BG_PID"
+	bench_stop "$BG_PID" INT
 	cat "$T/loop.out"
 }
 

@@ -26,6 +26,13 @@
 # SIGTERM and stops the shop; the tmpfs is unmounted). DEMO_KEEP=1 keeps the dir (the
 # journal: healctl --state-dir DIR/state traces). Colour only when stdout is a terminal
 # and NO_COLOR is unset. The events are formatted by tools/demo-events.jq.
+#
+# For tools/bench/heal.sh (both unset by default; `make demo` sets neither):
+#   DEMO_DETECT=0     skip part 1 (detection); the summary and the exit code are then the shop's
+#   DEMO_SUMMARY=FILE write one line per shop scenario to FILE, tab-separated: name, outcome (as
+#                     in the summary table), when it was broken (us since the epoch), the trace
+#                     ids of its heals (space-separated); and heald's events of part 2 (one JSON
+#                     object a line, as --watch prints them) to FILE.events
 
 # `sh tools/demo.sh` works too: this line is all a POSIX shell reads of the file.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
@@ -481,6 +488,8 @@ run_scenario() { # index, "name|what"
 	[ -z "$S_DET" ] || [ "$last" -eq 0 ] || [ -n "$bad" ] || healed="$(((last - S_DET) / 1000)) ms"
 	case "$outcome" in HEALED* | "ROLLED BACK, then HEALED"*) ;; *) ALL_HEALED=0 ;; esac
 	ROWS+=("$name|$det|$healed|$outcome|$pbs")
+	[ -z "${DEMO_SUMMARY:-}" ] ||
+		printf '%s\t%s\t%s\t%s\n' "$name" "$outcome" "$S_ON" "${S_TRACES# }" >>"$DEMO_SUMMARY"
 }
 
 shop_part() {
@@ -552,6 +561,7 @@ JSON
 	drain
 	stop_heald
 	[ "$heald_rc" -eq 0 ] || { line "    ${R}heald exited $heald_rc after SIGTERM${N}"; ALL_HEALED=0; }
+	[ -z "${DEMO_SUMMARY:-}" ] || cp "$dir/events.jsonl" "$DEMO_SUMMARY.events"
 	now
 	HEAL_US=$((NOW - t0))
 	heading "The journal" "heald stopped (SIGTERM); healctl reads the journal in the state dir"
@@ -565,7 +575,8 @@ DETECT_OK=1
 DETECT_US=0
 HEAL_US=0
 line "${B}heal demo${N}: $("$BIN/heald" --version 2>/dev/null | head -n 1), temp dir $dir"
-detect_part
+[ -z "${DEMO_SUMMARY:-}" ] || : >"$DEMO_SUMMARY" || die "cannot write $DEMO_SUMMARY"
+if [ "${DEMO_DETECT:-1}" != 0 ]; then detect_part; fi
 shop_part
 
 heading "Summary"

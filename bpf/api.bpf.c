@@ -98,7 +98,7 @@ static __always_inline void emit_api(const struct heal_api_spec *s, __u32 api_id
 {
 	struct heal_rec_api *rec;
 
-	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	rec = sample_room() ? bpf_ringbuf_reserve(&events, sizeof(*rec), 0) : NULL;
 	if (!rec) {
 		count_drop(HEAL_REC_API);
 		return;

@@ -101,6 +101,18 @@ static __always_inline struct heal_watch *current_watch(__u32 *tgid_out, __u32 *
 	return bpf_map_lookup_elem(&watched, &tgid);
 }
 
+/*
+ * Failure samples (syscall, API) may fill half the ring at most: the other
+ * half stays free for the records a storm must not crowd out: process
+ * lifecycle, exits, crashes, OOM kills (an exit lost is a process whose
+ * exact counts are never reported). Only the sampling path asks.
+ */
+static __always_inline bool sample_room(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) <
+	       bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 2;
+}
+
 /* Byte stores: the neighbours in the word belong to other tgids and stay untouched. */
 static __always_inline void mark_watched(__u32 tgid, __u32 target_id)
 {

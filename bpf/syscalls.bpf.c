@@ -203,7 +203,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	if (!count_and_sample(rule, &ckey, &count))
 		return 0;
 
-	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	rec = sample_room() ? bpf_ringbuf_reserve(&events, sizeof(*rec), 0) : NULL;
 	if (!rec) {
 		count_drop(HEAL_REC_SYSCALL);
 		return 0;

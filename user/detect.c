@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ struct reindex {
 	uint32_t tgid;
 };
 
+#define SWEEP_MAX 256
+
 struct detect {
 	const struct heal_config *cfg;
 	struct reindex reindex[REINDEX_MAX]; /* second look at a process's libraries */
@@ -32,6 +35,8 @@ struct detect {
 	struct probe *probe;
 	struct targets *targets;
 	struct symbolizer *sym; /* used on the worker thread only */
+	uint32_t gone[SWEEP_MAX]; /* tgids with counts and no process at the last sweep */
+	size_t n_gone;
 	uint64_t drops_reported[HEAL_REC_MAX];
 	uint64_t drops_total;
 	unsigned long long crash_unsymbolized; /* worker queue full: published raw */
@@ -456,28 +461,81 @@ static void add_count(void *ctx, uint32_t nr, uint32_t err, uint64_t count)
 	c->total += count;
 }
 
-/* A watched process ended: report its exact in-kernel failure counts, then forget it. */
-static void on_proc_exit(struct detect *d, const struct heal_rec_proc *r)
+/* Report a process's exact in-kernel failure counts and remove them from the table. */
+static void report_counts(struct detect *d, const struct heal_rec_hdr *h, const char *exe,
+			  bool exit_seen)
 {
 	struct counts_ctx c = { 0 };
-	char exe[PATH_MAX];
 	struct heal_event *ev;
 
-	proc_exe(d, r->hdr.tgid, exe, sizeof(exe));
-	ev = new_event(d, "SYSCALL_COUNTS", &r->hdr, exe);
+	ev = new_event(d, "SYSCALL_COUNTS", h, exe);
 	if (ev) {
 		ev->ui_hint = "info";
-		snprintf(ev->key, sizeof(ev->key), "%s:SYSCALL_COUNTS",
-			 target_name(d, r->hdr.target_id));
+		snprintf(ev->key, sizeof(ev->key), "%s:SYSCALL_COUNTS", target_name(d, h->target_id));
+		if (!exit_seen)
+			cJSON_AddBoolToObject(ev->payload, "exit_seen", false);
 		c.arr = cJSON_AddArrayToObject(ev->payload, "counts");
 	}
-	if (c.arr && probe__take_counts(d->probe, r->hdr.tgid, add_count, &c) > 0) {
+	if (c.arr && probe__take_counts(d->probe, h->tgid, add_count, &c) > 0) {
 		cJSON_AddNumberToObject(ev->payload, "total", (double)c.total);
 		bus__publish(d->bus, ev);
 	} else {
 		event__free(ev);
 	}
+}
+
+/* A watched process ended: report its exact in-kernel failure counts, then forget it. */
+static void on_proc_exit(struct detect *d, const struct heal_rec_proc *r)
+{
+	char exe[PATH_MAX];
+
+	proc_exe(d, r->hdr.tgid, exe, sizeof(exe));
+	report_counts(d, &r->hdr, exe, true);
 	targets__forget(d->targets, r->hdr.tgid);
+}
+
+static bool process_alive(uint32_t tgid)
+{
+	return kill((pid_t)tgid, 0) == 0 || errno == EPERM;
+}
+
+/*
+ * Counts whose process is gone but whose exit record never came (a ring
+ * buffer overrun): report them as at exit instead of keeping them forever.
+ * A process must be missing at two sweeps in a row, so an exit record still
+ * waiting in the ring is reported the usual way first.
+ */
+void detect__sweep(struct detect *d)
+{
+	struct probe_count_owner own[SWEEP_MAX];
+	uint32_t gone[SWEEP_MAX];
+	size_t n_gone = 0, i, j;
+	int n;
+
+	if (!d->probe || (n = probe__count_owners(d->probe, own, SWEEP_MAX)) <= 0) {
+		d->n_gone = 0;
+		return;
+	}
+	for (i = 0; i < (size_t)n; i++) {
+		struct heal_rec_hdr h = { .tgid = own[i].tgid, .tid = own[i].tgid,
+					  .target_id = own[i].target_id };
+		struct timespec bt;
+
+		if (process_alive(own[i].tgid))
+			continue;
+		for (j = 0; j < d->n_gone && d->gone[j] != own[i].tgid; j++)
+			;
+		if (j == d->n_gone) {
+			gone[n_gone++] = own[i].tgid; /* first sighting: next time */
+			continue;
+		}
+		clock_gettime(CLOCK_BOOTTIME, &bt);
+		h.ts_ns = (uint64_t)bt.tv_sec * 1000000000ull + (uint64_t)bt.tv_nsec;
+		report_counts(d, &h, "", false);
+		targets__forget(d->targets, own[i].tgid);
+	}
+	memcpy(d->gone, gone, n_gone * sizeof(gone[0]));
+	d->n_gone = n_gone;
 }
 
 void detect__record(struct detect *d, const void *data, size_t len)

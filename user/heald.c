@@ -30,6 +30,7 @@
 #include "heal/worker.h"
 
 #define TICK_MS 250
+#define CONSUME_BATCH 1024 /* ring records handled per wakeup before the loop looks around */
 #define WORKER_QUEUE 1024
 #define JOURNAL_QUEUE 8192
 #define JOURNAL_LOCK_WAIT_MS 3000
@@ -289,8 +290,10 @@ static void handle_tick(struct heald *h)
 	healer__tick(h->healer);
 	if (h->api && h->ticks % 4 == 0)
 		api__tick(h->api);
-	if ((h->ticks * TICK_MS) % (h->cfg->rescan_ms ? h->cfg->rescan_ms : 2000) < TICK_MS)
+	if ((h->ticks * TICK_MS) % (h->cfg->rescan_ms ? h->cfg->rescan_ms : 2000) < TICK_MS) {
 		targets__rescan(h->targets);
+		detect__sweep(h->detect);
+	}
 }
 
 static int run(struct heald *h)
@@ -311,7 +314,8 @@ static int run(struct heald *h)
 			int fd = evs[i].data.fd;
 
 			if (fd == rbfd)
-				probe__consume(h->probe);
+				/* bounded: signals, ticks and the worker get their turn in a storm */
+				probe__consume(h->probe, CONSUME_BATCH);
 			else if (fd == h->sigfd)
 				handle_signals(h);
 			else if (fd == h->timerfd)
@@ -325,7 +329,8 @@ static int run(struct heald *h)
 		}
 	}
 	/* last records and the worker's completions still go out */
-	probe__consume(h->probe);
+	for (i = 0; i < 64 && probe__consume(h->probe, CONSUME_BATCH) == CONSUME_BATCH; i++)
+		;
 	return 0;
 }
 

@@ -39,6 +39,7 @@ struct probe {
 	struct api_slot apis[HEAL_API_MAX];
 	size_t n_apis;
 	int ncpus;
+	int budget; /* records probe__consume may still hand out */
 	volatile uint8_t *tgid_bytes; /* watched_tgid, mmapped: one byte per tgid */
 	size_t tgid_bytes_len;
 };
@@ -386,7 +387,8 @@ static int on_record(void *ctx, void *data, size_t len)
 
 	if (len >= sizeof(struct heal_rec_hdr))
 		p->rb_cb(p->rb_ctx, data, len);
-	return 0;
+	/* libbpf has consumed this record; a negative return ends the call */
+	return --p->budget > 0 ? 0 : -EAGAIN;
 }
 
 int probe__new(const struct heal_config *cfg, probe_record_fn cb, void *ctx, struct probe **out,
@@ -552,9 +554,15 @@ int probe__fd(const struct probe *p)
 	return ring_buffer__epoll_fd(p->rb);
 }
 
-int probe__consume(struct probe *p)
+int probe__consume(struct probe *p, int max)
 {
-	return ring_buffer__consume(p->rb);
+	int n;
+
+	p->budget = max > 0 ? max : 1;
+	n = ring_buffer__consume(p->rb);
+	if (n == -EAGAIN)
+		return max; /* budget spent: more may be waiting */
+	return n;
 }
 
 int probe__watch(struct probe *p, uint32_t tgid, const struct heal_target *t)
@@ -671,6 +679,35 @@ int probe__take_counts(struct probe *p, uint32_t tgid, probe_count_fn cb, void *
 	n = t->n;
 	free(t);
 	return n;
+}
+
+struct owners_ctx {
+	struct probe_count_owner *out;
+	size_t max, n;
+};
+
+static void owner_one(void *arg, const struct heal_count_key *k, const struct heal_count *v)
+{
+	struct owners_ctx *o = arg;
+	size_t i;
+
+	(void)v;
+	for (i = 0; i < o->n; i++)
+		if (o->out[i].tgid == k->tgid)
+			return;
+	if (o->n < o->max) {
+		o->out[o->n].tgid = k->tgid;
+		o->out[o->n].target_id = k->target_id;
+		o->n++;
+	}
+}
+
+int probe__count_owners(struct probe *p, struct probe_count_owner *out, size_t max)
+{
+	struct owners_ctx o = { .out = out, .max = max };
+	int n = walk_counts(p, owner_one, &o);
+
+	return n < 0 ? n : (int)o.n;
 }
 
 struct live_ctx {

@@ -29,6 +29,8 @@ void detect__record(struct detect *d, const void *rec, size_t len);
 void detect__joined(struct detect *d, const struct proc_info *pi);
 /* Periodic: report drops (EVENTS_DROPPED) when the kernel's counters grew. */
 void detect__tick(struct detect *d);
+/* Report and drop the counts of processes that ended unseen (call every few seconds). */
+void detect__sweep(struct detect *d);
 
 /* Event keys are built by these (exported for tests). */
 void detect__key_syscall(char *out, size_t len, const char *target, const char *syscall,

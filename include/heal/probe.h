@@ -31,8 +31,12 @@ void probe__free(struct probe *p);
 
 /* epoll-able fd of the ring buffer; probe__consume() when it is readable. */
 int probe__fd(const struct probe *p);
-/* Hand every waiting record to the callback. Returns records consumed or -errno. */
-int probe__consume(struct probe *p);
+/*
+ * Hand waiting records to the callback, at most max of them: producers faster
+ * than heald would otherwise keep it in here forever (libbpf reads until the
+ * ring is empty). Returns records consumed (max: more may be waiting) or -errno.
+ */
+int probe__consume(struct probe *p, int max);
 
 /* Make tgid part of target (its children follow in the kernel). 0 or -errno. */
 int probe__watch(struct probe *p, uint32_t tgid, const struct heal_target *t);
@@ -43,6 +47,12 @@ int probe__read_drops(struct probe *p, uint64_t drops[HEAL_REC_MAX]);
 int probe__read_stats(struct probe *p, uint64_t stats[HEAL_STAT_MAX]);
 
 /* Report and forget the in-kernel failure counts of an exited process. */
+/* The processes (tgid, target) that have counts in the kernel table; at most max. */
+struct probe_count_owner {
+	uint32_t tgid;
+	uint32_t target_id;
+};
+int probe__count_owners(struct probe *p, struct probe_count_owner *out, size_t max);
 int probe__take_counts(struct probe *p, uint32_t tgid, probe_count_fn cb, void *ctx);
 
 /* One live in-kernel count: (target, syscall, errno) of a running process. */

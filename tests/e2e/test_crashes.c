@@ -275,6 +275,83 @@ out:
 	h_heald_free(&h);
 }
 
+/*
+ * Eight processes storm a small ring at a high sample rate and end one after
+ * the other while the rest still storm: samples may take half the ring only,
+ * so every exit still arrives and each process gets its SYSCALL_COUNTS with
+ * its exact count (before, exits were crowded out and their counts leaked).
+ */
+static void test_storm_spares_exits(void)
+{
+	enum { PROCS = 8 };
+	struct h_heald h;
+	int counts[PROCS] = { 0 }, n = 0, i, j, waited;
+
+	if (!h_need_bpf())
+		return;
+	if (!ASSERT_TRUE(h_heald_start(&h,
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"ringbuf_kb\": 64, \"samples_per_sec\": 100000, \"targets\": [{\"name\": \"flood\","
+		" \"exec\": [\"/bin/sh\", \"-c\", \"for n in 1 2 3 4 5 6 7 8; do @FAILGEN@ storm --count ${n}00000 & done; wait; sleep 60\"],"
+		" \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"ENOENT\"}]}}]}"),
+		"heald starts"))
+		goto out;
+	for (waited = 0; h_heald_count(&h, "SYSCALL_COUNTS") < PROCS && waited < 30000; waited += 100)
+		h_heald_drain(&h, 100);
+	for (i = 0; i < (int)h.n_events && n < PROCS; i++) {
+		const cJSON *ev = h.events[i], *pl;
+		int c;
+
+		if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ev, "type")), "SYSCALL_COUNTS"))
+			continue;
+		pl = cJSON_GetObjectItem(ev, "payload");
+		c = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(pl, "counts"), 0), "count"));
+		ASSERT_TRUE(cJSON_GetObjectItem(pl, "exit_seen") == NULL, "reported at its exit, not by the sweep");
+		counts[n++] = c;
+	}
+	ASSERT_EQ(n, PROCS, "one SYSCALL_COUNTS per storming process, at its exit");
+	/* the exact counts are 100000, 200000, ... 800000, one each */
+	for (j = 1; j <= PROCS; j++) {
+		char what[64];
+
+		for (i = 0; i < n && counts[i] != j * 100000; i++)
+			;
+		snprintf(what, sizeof(what), "a process counted exactly %d00000", j);
+		ASSERT_TRUE(i < n, what);
+	}
+	ASSERT_GE(h_heald_count(&h, "EVENTS_DROPPED"), 1, "the samples that did not fit are reported dropped");
+out:
+	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
+	h_heald_free(&h);
+}
+
+/* In a storm heald still turns to its signals: SIGTERM is answered within a second or two. */
+static void test_storm_stop_prompt(void)
+{
+	struct h_heald h;
+	long t0, ms;
+
+	if (!h_need_bpf())
+		return;
+	if (!ASSERT_TRUE(h_heald_start(&h,
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"samples_per_sec\": 100000, \"targets\": [{\"name\": \"flood\","
+		" \"exec\": [\"/bin/sh\", \"-c\", \"@FAILGEN@ storm --count 100000000 & @FAILGEN@ storm --count 100000000 & wait\"],"
+		" \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"ENOENT\"}]}}]}"),
+		"heald starts"))
+		goto out;
+	ASSERT_OK_PTR(h_heald_wait(&h, "SYSCALL_FAILURE", NULL, 10000), "the storm is on");
+	h_heald_drain(&h, 1000);
+	t0 = h_now_ms();
+	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
+	ms = h_now_ms() - t0;
+	fprintf(stderr, "  SIGTERM to exit during a storm: %ld ms\n", ms);
+	ASSERT_LE(ms, 2500, "heald stops within 2.5 s in a storm");
+	h_heald_free(&h);
+	return;
+out:
+	h_heald_stop(&h);
+	h_heald_free(&h);
+}
+
 int main(void)
 {
 	h_subtest("segfault_symbolized", test_segfault);
@@ -283,5 +360,7 @@ int main(void)
 	h_subtest("oom_kill_in_memcg", test_oom);
 	h_subtest("api_uprobe_and_usdt", test_api_uprobe_and_usdt);
 	h_subtest("drops_reported", test_drops_reported);
+	h_subtest("storm_spares_exits", test_storm_spares_exits);
+	h_subtest("storm_stop_prompt", test_storm_stop_prompt);
 	return h_summary("test_crashes");
 }

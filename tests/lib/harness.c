@@ -192,7 +192,7 @@ static char *replace_all(const char *s, const char *from, const char *to)
 	return out;
 }
 
-static long now_ms(void)
+long h_now_ms(void)
 {
 	struct timespec ts;
 
@@ -255,8 +255,8 @@ static bool spawn_heald(struct h_heald *h, int errlog_flags)
 	close(errfd);
 	h->out_fd = pipefd[0];
 	fcntl(h->out_fd, F_SETFL, O_NONBLOCK);
-	deadline = now_ms() + 15000;
-	while (now_ms() < deadline) {
+	deadline = h_now_ms() + 15000;
+	while (h_now_ms() < deadline) {
 		int st;
 
 		if (errlog_has(h, " watching "))
@@ -412,14 +412,14 @@ static cJSON *find(struct h_heald *h, size_t from, const char *type, const char 
 
 static cJSON *wait_for(struct h_heald *h, const char *type, const char *key, int pid, int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	long deadline = h_now_ms() + timeout_ms;
 	cJSON *ev;
 
 	for (;;) {
 		ev = find(h, 0, type, key, pid);
 		if (ev)
 			return ev;
-		if (now_ms() >= deadline || !pump(h, 50))
+		if (h_now_ms() >= deadline || !pump(h, 50))
 			break;
 	}
 	return find(h, 0, type, key, pid);
@@ -437,9 +437,9 @@ cJSON *h_heald_wait_pid(struct h_heald *h, const char *type, int pid, int timeou
 
 void h_heald_drain(struct h_heald *h, int ms)
 {
-	long deadline = now_ms() + ms;
+	long deadline = h_now_ms() + ms;
 
-	while (now_ms() < deadline && pump(h, 20))
+	while (h_now_ms() < deadline && pump(h, 20))
 		;
 }
 
@@ -465,8 +465,8 @@ int h_heald_stop(struct h_heald *h)
 	if (h->pid <= 0)
 		return -1;
 	kill(h->pid, SIGTERM);
-	deadline = now_ms() + 10000;
-	while (now_ms() < deadline) {
+	deadline = h_now_ms() + 10000;
+	while (h_now_ms() < deadline) {
 		pump(h, 20);
 		if (waitpid(h->pid, &st, WNOHANG) == h->pid) {
 			while (pump(h, 0) && h->out_fd >= 0) {

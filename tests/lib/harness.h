@@ -145,5 +145,7 @@ bool h_write(const char *path, const char *content);
 /* payload helpers */
 const char *h_str(const cJSON *ev, const char *field);
 double h_num(const cJSON *ev, const char *field);
+/* CLOCK_MONOTONIC in milliseconds. */
+long h_now_ms(void);
 
 #endif /* HEAL_TEST_HARNESS_H */

@@ -75,6 +75,7 @@ struct api {
 	int n_counts;
 	struct metrics_family *f_up, *f_build, *f_failures, *f_syscalls, *f_drops, *f_heals,
 		*f_duration, *f_rca, *f_rca_dur, *f_llm, *f_kstats, *f_refused, *f_llm_dur, *f_blocks, *f_rollbacks, *f_open, *f_steps;
+	struct metrics_family *f_restarts;
 };
 
 static const char *pstr(const struct heal_event *ev, const char *k)
@@ -118,6 +119,8 @@ static int register_metrics(struct api *a)
 	static const char *const rule[] = { "rule", NULL };
 	static const char *const step[] = { "step", NULL };
 	static const char *const reason_l[] = { "reason", NULL };
+	static const char *const target_l[] = { "target", NULL };
+	size_t i;
 	int e;
 
 	if ((e = reg(a, "heal_up", "1 while heald runs", METRICS_GAUGE, NULL, 0, &a->f_up)) ||
@@ -154,8 +157,16 @@ static int register_metrics(struct api *a)
 		     "Failures counted in the kernel but not sent, by why", METRICS_COUNTER, reason_l, 8,
 		     &a->f_kstats)) ||
 	    (e = reg(a, "heal_worker_refused_total", "Slow jobs refused because the worker queue was full",
-		     METRICS_COUNTER, NULL, 0, &a->f_refused)))
+		     METRICS_COUNTER, NULL, 0, &a->f_refused)) ||
+	    (e = reg(a, "heal_target_restarts_total",
+		     "Supervised targets restarted by supervision (no heal brought them back)",
+		     METRICS_COUNTER, target_l, HEAL_TARGET_MAX, &a->f_restarts)))
 		return e;
+	/* every supervised target from 0, so rate() sees the first restart */
+	for (i = 0; i < a->cfg->n_targets; i++)
+		if (a->cfg->targets[i].exec)
+			metrics__counter_add(a->f_restarts,
+					     (const char *const[]){ a->cfg->targets[i].name }, 0);
 	metrics__gauge_set(a->f_up, NULL, 1);
 	metrics__gauge_set(a->f_build, (const char *const[]){ HEAL_VERSION, HEAL_GIT_REV }, 1);
 	return metrics__register_process(a->m);
@@ -249,16 +260,16 @@ void api__on_event(struct heal_event *ev, void *ctx)
 {
 	struct api *a = ctx;
 	const char *t = ev->type, *pb;
-	char *line = event__to_json(ev);
+	const char *line = event__json(ev);
 
-	if (line) {
+	if (line)
 		eventlog__append(a->el, line);
-		free(line);
-	}
 	if (is_failure(t))
 		metrics__counter_inc(a->f_failures, (const char *const[]){ pstr(ev, "target") ?: "?", t });
 	else if (!strcmp(t, "SYSCALL_COUNTS"))
 		add_exited(a, ev);
+	else if (!strcmp(t, "TARGET_RESTARTED"))
+		metrics__counter_inc(a->f_restarts, (const char *const[]){ pstr(ev, "target") ?: "?" });
 	if (!ev->trace_id[0])
 		return;
 	pb = pstr(ev, "playbook");

@@ -27,6 +27,7 @@ void event__free(struct heal_event *ev)
 	if (!ev)
 		return;
 	cJSON_Delete(ev->payload);
+	free(ev->json);
 	free(ev);
 }
 
@@ -72,4 +73,11 @@ char *event__to_json(const struct heal_event *ev)
 cleanup:
 	cJSON_Delete(o);
 	return out;
+}
+
+const char *event__json(struct heal_event *ev)
+{
+	if (!ev->json)
+		ev->json = event__to_json(ev);
+	return ev->json;
 }

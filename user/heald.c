@@ -87,7 +87,7 @@ struct heald {
 
 static void print_event(struct heal_event *ev, void *ctx)
 {
-	char *s = event__to_json(ev);
+	const char *s = event__json(ev);
 
 	(void)ctx;
 	if (!s)
@@ -95,7 +95,6 @@ static void print_event(struct heal_event *ev, void *ctx)
 	fputs(s, stdout);
 	fputc('\n', stdout);
 	fflush(stdout);
-	free(s);
 }
 
 static void log_event(struct heal_event *ev, void *ctx)
@@ -130,7 +129,7 @@ static void journal_event(struct heal_event *ev, void *ctx)
 {
 	struct heald *h = ctx;
 	struct journal_job *jj;
-	char *s = event__to_json(ev);
+	const char *s = event__json(ev);
 	size_t len;
 
 	if (!s)
@@ -146,7 +145,6 @@ static void journal_event(struct heal_event *ev, void *ctx)
 			h->journal_dropped++;
 		}
 	}
-	free(s);
 }
 
 /*
@@ -169,13 +167,13 @@ static int open_journal(const char *dir, struct journal **j)
 static void store_event(struct heal_event *ev, void *ctx)
 {
 	struct heald *h = ctx;
-	char uid[48], *s = event__to_json(ev);
+	const char *s = event__json(ev);
+	char uid[48];
 
 	if (!s)
 		return;
 	snprintf(uid, sizeof(uid), "%s-%llu", h->boot_id, ++h->seq);
 	store_pg__submit(h->store, uid, s);
-	free(s);
 }
 
 static void on_record(void *ctx, const void *rec, size_t len)

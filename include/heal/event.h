@@ -19,6 +19,7 @@ struct heal_event {
 	char trace_id[HEAL_TRACE_ID_LEN]; /* empty until the healer opens a trace */
 	const char *ui_hint;         /* static string, may be NULL */
 	cJSON *payload;              /* owned */
+	char *json;                  /* event__json()'s cache, owned */
 };
 
 /* A new event of type with an empty payload object; NULL on ENOMEM. */
@@ -28,6 +29,12 @@ void event__free(struct heal_event *ev);
 void event__format_time(uint64_t ts_us, char *buf, size_t len);
 /* One JSON object, no newline; caller frees. NULL on ENOMEM. */
 char *event__to_json(const struct heal_event *ev);
+/*
+ * The same, built once per event and kept with it: the journal, --watch, the
+ * API's log and the fleet store each want the line, and formatting is most of
+ * what an event costs heald. Valid until event__free; change nothing after.
+ */
+const char *event__json(struct heal_event *ev);
 /* Current wall clock in microseconds. */
 uint64_t event__now_us(void);
 

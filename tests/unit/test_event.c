@@ -68,6 +68,9 @@ static void test_to_json_shape(void **state)
 	assert_string_equal(cJSON_GetObjectItem(o, "trace_id")->valuestring, "tr-1");
 	assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "ui_hint")));
 	cJSON_Delete(o);
+	/* event__json: the same line, built once and kept with the event */
+	assert_string_equal(event__json(ev), s);
+	assert_ptr_equal(event__json(ev), event__json(ev));
 	free(s);
 	event__free(ev);
 	event__free(NULL);

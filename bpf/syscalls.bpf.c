@@ -45,6 +45,13 @@ struct {
 	__type(value, struct heal_count);
 } sys_counts SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct heal_count_cache);
+} count_cache SEC(".maps");
+
 static __always_inline __u64 syscall_arg(struct pt_regs *regs, __u32 idx)
 {
 	switch (idx) {
@@ -80,16 +87,36 @@ static __always_inline bool errno_matches(const struct heal_sys_rule *rule, __u3
 	return false;
 }
 
+static __always_inline bool same_key(const struct heal_count_key *a, const struct heal_count_key *b)
+{
+	return a->tgid == b->tgid && a->nr == b->nr && a->err == b->err && a->target_id == b->target_id;
+}
+
+/* Move a CPU's pending counts into their entry; dropped if the entry is gone
+ * (heald took the counts at exit, and read the pending ones with them). */
+static __always_inline void flush_cache(struct heal_count_cache *cc)
+{
+	struct heal_count *c = bpf_map_lookup_elem(&sys_counts, &cc->key);
+
+	if (c && c->epoch == cc->epoch) {
+		__sync_fetch_and_add(&c->count, cc->pending);
+		c->win_count += cc->pending;
+	}
+	cc->pending = 0;
+	cc->quiet_until = 0;
+}
+
 /* Count exactly; decide whether this failure also becomes a sample. */
 static __always_inline bool count_and_sample(const struct heal_sys_rule *rule,
-					     struct heal_count_key *key, __u64 *count_out)
+					     struct heal_count_key *key, __u64 now,
+					     struct heal_count_cache *cc, __u64 *count_out)
 {
 	struct heal_count zero = {}, *c;
-	__u64 now;
 
 	c = bpf_map_lookup_elem(&sys_counts, key);
 	if (!c) {
 		/* NOEXIST: another CPU may have inserted it meanwhile; either way look again. */
+		zero.epoch = bpf_ktime_get_boot_ns();
 		bpf_map_update_elem(&sys_counts, key, &zero, BPF_NOEXIST);
 		c = bpf_map_lookup_elem(&sys_counts, key);
 		if (!c) {
@@ -99,9 +126,6 @@ static __always_inline bool count_and_sample(const struct heal_sys_rule *rule,
 	}
 	*count_out = __sync_fetch_and_add(&c->count, 1) + 1;
 
-	/* Tick resolution is plenty for 1 s rate limits and threshold windows,
-	 * and jiffies are a load where the precise clock reads the clocksource. */
-	now = CONFIG_HZ ? bpf_jiffies64() * (NSEC_PER_SEC / CONFIG_HZ) : bpf_ktime_get_boot_ns();
 	/* The window and rate-limit fields race benignly across CPUs: they only shape sampling. */
 	if (rule->threshold > 1) {
 		if (rule->window_ns && now - c->win_start_ns > rule->window_ns) {
@@ -120,6 +144,13 @@ static __always_inline bool count_and_sample(const struct heal_sys_rule *rule,
 	}
 	if (c->samples >= samples_per_sec) {
 		count_stat(HEAL_STAT_SAMPLES_SUPPRESSED);
+		if (cc) {
+			/* nothing more to send this second: count the repeats on this CPU */
+			cc->key = *key;
+			cc->epoch = c->epoch;
+			cc->pending = 0;
+			cc->quiet_until = c->sample_start_ns + NSEC_PER_SEC;
+		}
 		return false;
 	}
 	c->samples += 1;
@@ -179,8 +210,9 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	struct heal_sys_capture *cap;
 	struct heal_count_key ckey;
 	struct heal_rec_syscall *rec;
-	__u32 tgid, target_id, nr, err;
-	__u64 count = 0;
+	struct heal_count_cache *cc;
+	__u32 tgid, target_id, nr, err, zero = 0;
+	__u64 count = 0, now;
 
 	/* Success is by far the common case: leave before any map lookup. */
 	if (ret >= 0 || ret < -MAX_ERRNO)
@@ -200,7 +232,18 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	ckey.nr = nr;
 	ckey.err = err;
 	ckey.target_id = target_id;
-	if (!count_and_sample(rule, &ckey, &count))
+	/* Tick resolution is plenty for 1 s rate limits and threshold windows,
+	 * and jiffies are a load where the precise clock reads the clocksource. */
+	now = CONFIG_HZ ? bpf_jiffies64() * (NSEC_PER_SEC / CONFIG_HZ) : bpf_ktime_get_boot_ns();
+	cc = bpf_map_lookup_elem(&count_cache, &zero);
+	if (cc && now < cc->quiet_until && same_key(&cc->key, &ckey)) {
+		cc->pending += 1; /* a storm's repeats: no shared cache line, no hash */
+		count_stat(HEAL_STAT_SAMPLES_SUPPRESSED);
+		return 0;
+	}
+	if (cc && cc->pending)
+		flush_cache(cc);
+	if (!count_and_sample(rule, &ckey, now, cc, &count))
 		return 0;
 
 	rec = sample_room() ? bpf_ringbuf_reserve(&events, sizeof(*rec), 0) : NULL;

@@ -51,6 +51,7 @@ struct count_key {
 	uint32_t target_id, nr, err;
 	uint64_t exited; /* counts of processes that ended (their kernel entries are gone) */
 	uint64_t live;   /* this tick's sum over running processes */
+	uint64_t shown;  /* the highest total exported: a counter never goes back */
 };
 
 struct api {
@@ -212,8 +213,12 @@ static void refresh_syscall_counts(struct api *a)
 			snprintf(scb, sizeof(scb), "%u", k->nr), sc = scb;
 		if (!en)
 			snprintf(enb, sizeof(enb), "%u", k->err), en = enb;
+		/* A live read can miss counts on their way from a CPU's cache into
+		 * the table, and see them next time; Prometheus reads any dip as a reset. */
+		if (k->exited + k->live > k->shown)
+			a->counts[i].shown = k->exited + k->live;
 		metrics__counter_set(a->f_syscalls, (const char *const[]){ t ? t->name : "?", sc, en },
-				     (double)(k->exited + k->live));
+				     (double)k->shown);
 	}
 }
 

@@ -616,25 +616,65 @@ int probe__read_stats(struct probe *p, uint64_t stats[HEAL_STAT_MAX])
 
 typedef void (*count_walk_fn)(void *ctx, const struct heal_count_key *k, const struct heal_count *v);
 
+/* Counts a CPU holds back for an entry (count_cache): part of its exact count. */
+static uint64_t pending_for(const struct heal_count_cache *cc, int ncpus,
+			    const struct heal_count_key *k, uint64_t epoch)
+{
+	uint64_t n = 0;
+	int i;
+
+	for (i = 0; cc && i < ncpus; i++)
+		if (cc[i].pending && cc[i].epoch == epoch && !memcmp(&cc[i].key, k, sizeof(*k)))
+			n += cc[i].pending;
+	return n;
+}
+
 /* Every entry of the in-kernel count table, without removing any. Returns entries or -errno. */
 static int walk_counts(struct probe *p, count_walk_fn fn, void *ctx)
 {
-	struct heal_count_key key, next, *prev = NULL;
-	struct heal_count val;
-	int fd, n = 0;
+	struct heal_count_key key, last, *prev = NULL;
+	struct heal_count_cache *cc;
+	struct {
+		struct heal_count_key k;
+		struct heal_count v;
+	} *ent = NULL, *grown;
+	size_t n = 0, cap = 0, i;
+	__u32 zero = 0;
+	int fd;
 
 	if (!p->sys)
 		return 0;
 	fd = bpf_map__fd(p->sys->maps.sys_counts);
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &next, &val))
-			continue;
-		fn(ctx, &next, &val);
-		n++;
+	while (bpf_map_get_next_key(fd, prev, &key) == 0) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			if (!(grown = realloc(ent, cap * sizeof(*ent)))) {
+				free(ent);
+				return -ENOMEM;
+			}
+			ent = grown;
+		}
+		last = key;
+		prev = &last;
+		ent[n].k = key;
+		if (bpf_map_lookup_elem(fd, &key, &ent[n].v) == 0)
+			n++;
 	}
-	return n;
+	/* The per-CPU caches after the table: a count moving from a cache into
+	 * the table meanwhile is missed by this read (the next one has it),
+	 * never counted twice. At a process's exit nothing moves: exact. */
+	cc = calloc((size_t)p->ncpus, sizeof(*cc));
+	if (cc && bpf_map_lookup_elem(bpf_map__fd(p->sys->maps.count_cache), &zero, cc)) {
+		free(cc);
+		cc = NULL;
+	}
+	for (i = 0; i < n; i++) {
+		ent[i].v.count += pending_for(cc, p->ncpus, &ent[i].k, ent[i].v.epoch);
+		fn(ctx, &ent[i].k, &ent[i].v);
+	}
+	free(cc);
+	free(ent);
+	return (int)n;
 }
 
 struct take_ctx {

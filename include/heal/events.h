@@ -195,6 +195,21 @@ struct heal_count {
 	__u64 win_count;
 	__u64 sample_start_ns; /* rate-limit second */
 	__u64 samples;         /* samples sent in the current rate-limit second */
+	__u64 epoch;           /* when the entry was made: tells a reused tgid's entry apart */
+};
+
+/*
+ * count_cache, one per CPU: the (tgid, syscall, errno) this CPU last counted
+ * after its samples for the second were used up. Until that second ends its
+ * repeats are counted here, a per-CPU add instead of the shared hash, and
+ * moved into the sys_counts entry (if it still has this epoch) when the CPU
+ * counts anything else. heald adds the pending counts when it reads the table.
+ */
+struct heal_count_cache {
+	struct heal_count_key key;
+	__u64 epoch;       /* of the sys_counts entry the pending counts belong to */
+	__u64 pending;     /* counted here, not yet in the entry */
+	__u64 quiet_until; /* the rate limiter's clock: no sample for key before this */
 };
 
 enum heal_pred_op {

@@ -80,6 +80,8 @@ def failure_text($frames):
 		"pid \($p.pid) killed by the OOM killer (anon rss \($p.anon_rss_kb) kB)"
 	elif .type == "SYSCALL_COUNTS" then
 		"exact in-kernel counts at exit: " + ([$p.counts[]? | "\(.syscall)/\(.errno) = \(.count)"] | join(", "))
+	elif .type == "TARGET_RESTARTED" then
+		"supervision restarted it (attempt \($p.attempt), down \($p.down_ms) ms, pid \($p.previous_pid) -> \($p.pid))"
 	elif .type == "EVENTS_DROPPED" then
 		"\($p.dropped) records did not fit the ring buffer"
 	else "" end;

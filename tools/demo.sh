@@ -245,10 +245,10 @@ detect_part() {
   "samples_per_sec": 3,
   "mode": "observe",
   "targets": [
-    { "name": "returns", "exec": ["$FAILGEN", "abort"], "detect": { "crashes": true } },
-    { "name": "batch", "exec": ["$FAILGEN", "--delay-ms", "200", "exit3"], "detect": { "exits": true } },
-    { "name": "hog", "exec": ["$FAILGEN", "--delay-ms", "400", "oom"], "detect": { "oom": true } },
-    { "name": "storm", "exec": ["$FAILGEN", "--delay-ms", "600", "storm", "--count", "300000"],
+    { "name": "returns", "exec": ["$FAILGEN", "abort"], "restart": "never", "detect": { "crashes": true } },
+    { "name": "batch", "exec": ["$FAILGEN", "--delay-ms", "200", "exit3"], "restart": "never", "detect": { "exits": true } },
+    { "name": "hog", "exec": ["$FAILGEN", "--delay-ms", "400", "oom"], "restart": "never", "detect": { "oom": true } },
+    { "name": "storm", "exec": ["$FAILGEN", "--delay-ms", "600", "storm", "--count", "300000"], "restart": "never",
       "detect": { "syscalls": [ { "syscall": "openat", "errno": "ENOENT" } ] } }
   ]
 }

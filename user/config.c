@@ -1076,6 +1076,57 @@ static void parse_user(struct ctx *c, const cJSON *j, const char *field, struct 
 		problem(c, field, "unknown user \"%s\"", s);
 }
 
+/* "always" | "never", or {"policy", "backoff_ms", "max_backoff_ms"}. */
+static bool restart_policy(struct ctx *c, const cJSON *j, const char *field, struct heal_target *t)
+{
+	if (!want_string(c, j, field))
+		return false;
+	if (strcmp(j->valuestring, "always") == 0)
+		t->restart.policy = HEAL_RESTART_ALWAYS;
+	else if (strcmp(j->valuestring, "never") == 0)
+		t->restart.policy = HEAL_RESTART_NEVER;
+	else {
+		problem(c, field, "expected \"always\" or \"never\", got \"%s\"", j->valuestring);
+		return false;
+	}
+	return true;
+}
+
+static void parse_restart(struct ctx *c, const cJSON *j, const char *at, struct heal_target *t)
+{
+	static const char *const keys[] = { "policy", "backoff_ms", "max_backoff_ms", NULL };
+	char field[FIELD_LEN];
+	const cJSON *m;
+	uint64_t v;
+
+	if (cJSON_IsString(j)) {
+		restart_policy(c, j, at, t);
+		return;
+	}
+	if (!cJSON_IsObject(j)) {
+		problem(c, at, "expected \"always\", \"never\" or an object, got %s",
+			util__json_type_name(j));
+		return;
+	}
+	check_keys(c, j, at, keys);
+	m = member(c, j, at, "policy", false);
+	if (m)
+		restart_policy(c, m, path_key(field, at, "policy"), t);
+	m = member(c, j, at, "backoff_ms", false);
+	if (m && want_uint(c, m, path_key(field, at, "backoff_ms"), 0, 3600000, &v))
+		t->restart.backoff_ms = (uint32_t)v;
+	m = member(c, j, at, "max_backoff_ms", false);
+	/* a long first wait raises the default cap; a cap given must hold it */
+	if (!m && t->restart.max_backoff_ms < t->restart.backoff_ms)
+		t->restart.max_backoff_ms = t->restart.backoff_ms;
+	if (m && want_uint(c, m, path_key(field, at, "max_backoff_ms"), 0, 3600000, &v))
+		t->restart.max_backoff_ms = (uint32_t)v;
+	if (m && t->restart.max_backoff_ms < t->restart.backoff_ms)
+		problem(c, path_key(field, at, "max_backoff_ms"),
+			"must be at least backoff_ms (%u), got %u", t->restart.backoff_ms,
+			t->restart.max_backoff_ms);
+}
+
 static void parse_match(struct ctx *c, const cJSON *j, const char *at, struct heal_target *t)
 {
 	static const char *const keys[] = { "exe", "comm", "pid_file", "cgroup", NULL };
@@ -1119,15 +1170,17 @@ static void parse_target(struct ctx *c, const cJSON *j, const char *at, struct h
 			 size_t idx)
 {
 	static const char *const keys[] = { "name",    "exec",   "cwd",        "env",
-					    "user",    "match",  "detect",     "guardrails",
+					    "user",    "restart", "match", "detect", "guardrails",
 					    "reload",  "build",  "verify",     "ready",
 					    "dependencies", "cleanup", "playbooks", "triggers", NULL };
-	static const char *const exec_only[] = { "cwd", "env", "user" };
+	static const char *const exec_only[] = { "cwd", "env", "user", "restart" };
 	struct heal_target *t = &cfg->targets[idx];
 	char field[FIELD_LEN];
 	const cJSON *m, *exec, *match;
 
 	t->id = (uint32_t)idx + 1;
+	t->restart.backoff_ms = 1000;
+	t->restart.max_backoff_ms = 30000;
 	if (!want_object(c, j, at))
 		return;
 	check_keys(c, j, at, keys);
@@ -1185,6 +1238,9 @@ static void parse_target(struct ctx *c, const cJSON *j, const char *at, struct h
 	m = member(c, j, at, "user", false);
 	if (exec && m)
 		parse_user(c, m, path_key(field, at, "user"), t);
+	m = member(c, j, at, "restart", false);
+	if (exec && m)
+		parse_restart(c, m, path_key(field, at, "restart"), t);
 
 	m = member(c, j, at, "detect", false);
 	if (m) {

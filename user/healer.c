@@ -7,6 +7,7 @@
 #include <glob.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "heal/llm.h"
 #include "heal/llm_rca.h"
 #include "heal/log.h"
+#include "heal/names.h"
 #include "heal/patch.h"
 #include "heal/rca.h"
 #include "heal/redact.h"
@@ -66,6 +68,7 @@ struct trace {
 	bool rolling_back; /* the reload in progress follows a rollback */
 	bool built;        /* the target's build command ran for the files now in place */
 	bool dead;       /* finished while busy: free when the job returns */
+	bool holding;	 /* supervision waits for this heal to bring its target back */
 	struct rca_plan plans[RCA_MAX_PLANS];
 	int n_plans, cur;
 	char tried[RCA_MAX_PLANS][64];
@@ -165,6 +168,25 @@ static bool is_failure_type(const char *type)
 	return strcmp(type, "SYSCALL_FAILURE") == 0 || strcmp(type, "API_FAILURE") == 0 ||
 	       strcmp(type, "CRASH") == 0 || strcmp(type, "EXIT_FAILURE") == 0 ||
 	       strcmp(type, "OOM_KILL") == 0;
+}
+
+/* The failure ended a process: a heal of it brings a supervised target back itself. */
+static bool is_death_type(const char *type)
+{
+	return strcmp(type, "CRASH") == 0 || strcmp(type, "EXIT_FAILURE") == 0 ||
+	       strcmp(type, "OOM_KILL") == 0;
+}
+
+/* Hold supervision off tr's target (its reload starts a stopped target), or let it go. */
+static void hold(struct healer *h, struct trace *tr, bool on)
+{
+	if (tr->holding == on)
+		return;
+	tr->holding = on;
+	if (on)
+		targets__hold(h->targets, tr->t->id);
+	else
+		targets__release(h->targets, tr->t->id);
 }
 
 static struct sig_state *sig_get(struct healer *h, const char *key)
@@ -999,12 +1021,16 @@ static void run_cleanup(struct job *j)
 	}
 }
 
-static bool tcp_ready(const char *addr)
+/* addr accepts a connection before deadline (util__now_ms); an unanswered SYN waits no longer. */
+static bool tcp_ready(const char *addr, long long deadline)
 {
 	char host[128];
 	const char *colon = strrchr(addr, ':');
 	struct sockaddr_in sa = { .sin_family = AF_INET };
-	int fd, ok;
+	struct pollfd pfd = { .events = POLLOUT };
+	int fd, ok, soerr = 0;
+	socklen_t len = sizeof(soerr);
+	long long left;
 
 	if (!colon)
 		return false;
@@ -1012,10 +1038,16 @@ static bool tcp_ready(const char *addr)
 	sa.sin_port = htons((uint16_t)atoi(colon + 1));
 	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
 		return false;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return false;
 	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (!ok && errno == EINPROGRESS) {
+		left = deadline - util__now_ms();
+		pfd.fd = fd;
+		ok = left > 0 && poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) == 1 &&
+		     getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0;
+	}
 	close(fd);
 	return ok;
 }
@@ -1100,12 +1132,13 @@ static void job_run(void *arg)
 	case JOB_READY:
 		deadline = util__now_ms() + j->timeout_ms;
 		j->err = -ETIMEDOUT;
-		while (util__now_ms() < deadline) {
-			if (tcp_ready(j->ready_addr)) {
+		/* most services listen within milliseconds: poll fast, then back off to 50 ms */
+		for (t = 2; util__now_ms() < deadline; t = t < 25 ? t * 2 : 50) {
+			if (tcp_ready(j->ready_addr, deadline)) {
 				j->err = 0;
 				break;
 			}
-			usleep(50000);
+			usleep(t * 1000u);
 		}
 		break;
 	case JOB_LLM_RCA:
@@ -1198,6 +1231,8 @@ static void finish(struct healer *h, struct trace *tr, const char *type, const c
 	tr->st = T_DONE;
 	tr->cur = tr->n_plans; /* step() no longer names a playbook */
 	publish(h, ev);
+	/* a target the heal left down is supervision's again */
+	hold(h, tr, false);
 	trace_unlink(h, tr);
 }
 
@@ -1365,6 +1400,7 @@ static void plan_ready(struct healer *h, struct trace *tr, struct job *j)
 		}
 		publish(h, ev);
 		tr->st = T_AWAIT_APPROVAL;
+		hold(h, tr, false); /* a person may take hours: the target must not wait for them */
 		return;
 	}
 	apply(h, tr);
@@ -1906,6 +1942,9 @@ static void open_trace(struct healer *h, struct heal_event *ev, const struct hea
 	tr->next = h->traces;
 	h->traces = tr;
 	h->n_open++;
+	/* a heal that opens for the death of a supervised process restarts it: supervision must not
+	 * start it first (a race, and a verify that proves nothing) */
+	hold(h, tr, is_death_type(ev->type) && t->exec);
 
 	tr->n_plans = rca__plan(h->cfg, t, ev, &env, tr->plans, RCA_MAX_PLANS);
 	tr->cur = 0;
@@ -2016,10 +2055,12 @@ int healer__decide(struct healer *h, const char *trace_id, bool approve, const c
 	if (ev)
 		cJSON_AddStringToObject(ev->payload, "by", who);
 	publish(h, ev);
-	if (approve)
+	if (approve) {
+		hold(h, tr, is_death_type(tr->type) && tr->t->exec);
 		apply(h, tr);
-	else
+	} else {
 		finish(h, tr, "HEAL_FAILED", "rejected by a person");
+	}
 	return 0;
 }
 
@@ -2320,6 +2361,46 @@ int healer__recover(struct healer *h)
 	return 0;
 }
 
+/* ---- supervision's restarts ----------------------------------------------------------- */
+
+/* TARGET_RESTARTED: supervision started a target no heal brought back (the healer has the bus). */
+static void on_restarted(void *ctx, const struct targets_restarted *r)
+{
+	struct healer *h = ctx;
+	const struct heal_target *t = config__target_by_id(h->cfg, r->target_id);
+	struct heal_event *ev = t ? event__new("TARGET_RESTARTED") : NULL;
+	cJSON *p;
+
+	if (!ev)
+		return;
+	p = ev->payload;
+	snprintf(ev->key, sizeof(ev->key), "%s:TARGET_RESTARTED", t->name);
+	ev->ui_hint = "warning";
+	cJSON_AddStringToObject(p, "target", t->name);
+	cJSON_AddNumberToObject(p, "pid", r->pid);
+	cJSON_AddNumberToObject(p, "previous_pid", r->previous_pid);
+	cJSON_AddNumberToObject(p, "attempt", r->attempt);
+	cJSON_AddNumberToObject(p, "backoff_ms", r->backoff_ms);
+	cJSON_AddNumberToObject(p, "down_ms", (double)r->down_ms);
+	cJSON_AddNumberToObject(p, "uptime_ms", (double)r->uptime_ms);
+	cJSON_AddNumberToObject(p, "status", r->status);
+	if (WIFSIGNALED(r->status)) {
+		const char *sig = names__signal_name(WTERMSIG(r->status));
+		char buf[16];
+
+		if (!sig) {
+			snprintf(buf, sizeof(buf), "SIG%d", WTERMSIG(r->status));
+			sig = buf;
+		}
+		cJSON_AddNullToObject(p, "exit_code");
+		cJSON_AddStringToObject(p, "signal", sig);
+		cJSON_AddBoolToObject(p, "core_dumped", WCOREDUMP(r->status) != 0);
+	} else {
+		cJSON_AddNumberToObject(p, "exit_code", WEXITSTATUS(r->status));
+	}
+	publish(h, ev);
+}
+
 /* ---- lifetime ---------------------------------------------------------------------- */
 
 struct healer *healer__new(const struct heal_config *cfg, struct bus *bus, struct worker *w,
@@ -2339,6 +2420,8 @@ struct healer *healer__new(const struct heal_config *cfg, struct bus *bus, struc
 	h->worker = w;
 	h->targets = ts;
 	h->hour_start_ms = util__now_ms();
+	/* supervision's restarts are reported here, where the heals that hold them off are */
+	targets__on_restarted(ts, on_restarted, h);
 	h->sigs = calloc(SIG_MAX, sizeof(*h->sigs));
 	h->outcomes = calloc(OUTCOME_MAX, sizeof(*h->outcomes));
 	if (!h->sigs || !h->outcomes) {

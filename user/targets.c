@@ -15,26 +15,38 @@
 #include <unistd.h>
 
 #include "heal/log.h"
+#include "heal/names.h"
 #include "heal/targets.h"
 #include "heal/util.h"
 
 #define PROC_BUCKETS 1024
 #define PROC_MAX 16384 /* as many as the kernel's watched map holds */
 #define CHILD_MAX HEAL_TARGET_MAX
+/* a run this long was healthy: the next death starts the backoff over */
+#define RESTART_STABLE_MS 10000
 
 struct proc_node {
 	struct proc_info info;
 	struct proc_node *next;
 };
 
-/* A supervised (exec) target: its main process and any restart in progress. */
+/* A supervised (exec) target: its main process, any restart in progress, supervision's state. */
 struct child {
 	pid_t pid;          /* 0 when not running */
 	int last_status;    /* wait(2) status of the last exit */
 	int restarting;     /* stop requested; start again once it is gone */
 	int killed;         /* SIGKILL sent after the grace period */
+	bool died_first;    /* it was already dead when the restart asked it to stop */
 	long deadline_ms;   /* end of the grace period */
 	unsigned starts;
+	long started_ms;       /* when pid started */
+	long died_ms;	       /* when the last one ended */
+	pid_t last_pid;	       /* the last one */
+	long due_ms;	       /* a supervision restart is due then; 0: none pending */
+	unsigned quick_deaths; /* consecutive deaths within RESTART_STABLE_MS of their start */
+	unsigned backoff_ms;   /* the wait that led to due_ms */
+	unsigned holds;	       /* heals in charge of bringing it back */
+	long held_since_ms;
 };
 
 struct targets {
@@ -48,6 +60,9 @@ struct targets {
 	struct child children[CHILD_MAX]; /* by target index */
 	targets_restart_fn on_restart;
 	void *restart_ctx;
+	targets_restarted_fn on_restarted;
+	void *restarted_ctx;
+	bool stopping; /* heald is stopping its children: supervision is over */
 };
 
 static long mono_ms(void)
@@ -348,6 +363,9 @@ static int start_one(struct targets *ts, const struct heal_target *t, char *err,
 	}
 	ts->children[t->id - 1].pid = pid;
 	ts->children[t->id - 1].starts++;
+	ts->children[t->id - 1].started_ms = mono_ms();
+	/* whoever started it, supervision has nothing left to do */
+	ts->children[t->id - 1].due_ms = 0;
 	n = upsert(ts, (uint32_t)pid, t->id);
 	if (n) {
 		snprintf(n->info.exe, sizeof(n->info.exe), "%s", t->exec[0]);
@@ -548,6 +566,69 @@ void targets__forget(struct targets *ts, uint32_t tgid)
 	}
 }
 
+/* What a wait(2) status says: "exit code 3", "SIGSEGV, core dumped". */
+static void status_text(int status, char *buf, size_t len)
+{
+	const char *sig;
+
+	if (WIFEXITED(status)) {
+		snprintf(buf, len, "exit code %d", WEXITSTATUS(status));
+		return;
+	}
+	sig = names__signal_name(WTERMSIG(status));
+	if (sig)
+		snprintf(buf, len, "%s%s", sig, WCOREDUMP(status) ? ", core dumped" : "");
+	else
+		snprintf(buf, len, "signal %d", WTERMSIG(status));
+}
+
+/* One more death; only a run of them, each soon after its start, makes the backoff grow. */
+static void count_death(struct child *c, long now)
+{
+	if (now - c->started_ms >= RESTART_STABLE_MS)
+		c->quick_deaths = 0;
+	c->quick_deaths++;
+}
+
+/* Supervision: a restart after the backoff that this run of quick deaths has earned. */
+static void schedule(const struct heal_target *t, struct child *c, long now)
+{
+	unsigned long long backoff = t->restart.backoff_ms;
+	unsigned k;
+
+	for (k = 1; k < c->quick_deaths && backoff < t->restart.max_backoff_ms; k++)
+		backoff *= 2;
+	if (backoff > t->restart.max_backoff_ms)
+		backoff = t->restart.max_backoff_ms;
+	c->backoff_ms = (unsigned)backoff;
+	c->due_ms = now + (long)backoff; /* never 0: the monotonic clock counts from boot */
+}
+
+/* The main process ended and nobody asked for it: supervision takes it from here. */
+static void ended(struct targets *ts, const struct heal_target *t, struct child *c, long now)
+{
+	char how[64];
+
+	status_text(c->last_status, how, sizeof(how));
+	if (ts->stopping) {
+		log_info("target %s: pid %d ended (%s)", t->name, c->last_pid, how);
+		return;
+	}
+	if (t->restart.policy == HEAL_RESTART_NEVER) {
+		/* a one-shot job that succeeded is no news */
+		if (WIFEXITED(c->last_status) && WEXITSTATUS(c->last_status) == 0)
+			log_info("target %s: pid %d ended (%s)", t->name, c->last_pid, how);
+		else
+			log_warn("target %s: pid %d ended (%s); restart is \"never\": left down",
+				 t->name, c->last_pid, how);
+		return;
+	}
+	count_death(c, now);
+	schedule(t, c, now);
+	log_warn("target %s: pid %d ended (%s); restart in %u ms unless a heal does it first",
+		 t->name, c->last_pid, how, c->backoff_ms);
+}
+
 static void restart_done(struct targets *ts, const struct heal_target *t, struct child *c)
 {
 	char err[256] = "";
@@ -555,11 +636,64 @@ static void restart_done(struct targets *ts, const struct heal_target *t, struct
 
 	c->restarting = 0;
 	c->killed = 0;
+	c->died_first = false;
 	e = start_one(ts, t, err, sizeof(err));
-	if (e)
+	if (e) {
 		log_warn("restart of %s failed: %s", t->name, err[0] ? err : strerror(-e));
+		/* down with nothing pending: supervision tries again */
+		if (!ts->stopping && t->restart.policy == HEAL_RESTART_ALWAYS) {
+			c->quick_deaths++;
+			schedule(t, c, mono_ms());
+		}
+	}
 	if (ts->on_restart)
 		ts->on_restart(ts->restart_ctx, t->id, e ? e : (int)c->pid);
+}
+
+/* Supervision's restart, once due. */
+static void supervised_start(struct targets *ts, const struct heal_target *t, struct child *c,
+			     long now)
+{
+	struct targets_restarted r = {
+		.target_id = t->id,
+		.previous_pid = c->last_pid,
+		.status = c->last_status,
+		.uptime_ms = c->died_ms - c->started_ms,
+		.attempt = c->quick_deaths,
+		.backoff_ms = c->backoff_ms,
+		.down_ms = now - c->died_ms,
+	};
+	char err[256] = "";
+	int e;
+
+	c->due_ms = 0;
+	e = start_one(ts, t, err, sizeof(err));
+	if (e) {
+		c->quick_deaths++;
+		schedule(t, c, now);
+		log_warn("target %s: restart failed: %s; next try in %u ms", t->name,
+			 err[0] ? err : strerror(-e), c->backoff_ms);
+		return;
+	}
+	r.pid = c->pid;
+	if (ts->on_restarted)
+		ts->on_restarted(ts->restarted_ctx, &r);
+}
+
+/* Start c if its supervision restart is due and no heal in charge still has its chance. */
+static void supervise(struct targets *ts, const struct heal_target *t, struct child *c, long now)
+{
+	long held_from = c->held_since_ms > c->died_ms ? c->held_since_ms : c->died_ms;
+
+	if (!c->due_ms || c->pid || c->restarting || ts->stopping || now < c->due_ms)
+		return;
+	/* a heal that stalls (an LLM, a build) must not keep the target down for good */
+	if (c->holds && now < held_from + TARGETS_HOLD_MAX_MS)
+		return;
+	if (c->holds)
+		log_warn("target %s: the heal in charge did not start it in %d s: supervision does",
+			 t->name, TARGETS_HOLD_MAX_MS / 1000);
+	supervised_start(ts, t, c, now);
 }
 
 int targets__reap(struct targets *ts)
@@ -574,12 +708,21 @@ int targets__reap(struct targets *ts)
 		if (c->pid <= 0 || waitpid(c->pid, &status, WNOHANG) != c->pid)
 			continue;
 		reaped++;
-		log_info("target %s: pid %d ended (status 0x%x)", ts->cfg->targets[i].name, c->pid,
-			 status);
+		c->last_pid = c->pid;
 		c->pid = 0;
 		c->last_status = status;
-		if (c->restarting)
+		c->died_ms = mono_ms();
+		if (c->restarting) {
+			log_info("target %s: pid %d ended (status 0x%x)", ts->cfg->targets[i].name,
+				 c->last_pid, status);
+			/* a crash a heal restarts before its exit was reaped is still a death */
+			if (c->died_first || (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM &&
+					      WTERMSIG(status) != SIGKILL))
+				count_death(c, c->died_ms);
 			restart_done(ts, &ts->cfg->targets[i], c);
+		} else {
+			ended(ts, &ts->cfg->targets[i], c, c->died_ms);
+		}
 	}
 	return reaped;
 }
@@ -598,6 +741,12 @@ int targets__restart(struct targets *ts, uint32_t target_id, unsigned stop_timeo
 	c->killed = 0;
 	c->deadline_ms = mono_ms() + (long)stop_timeout_ms;
 	if (c->pid > 0) {
+		siginfo_t si = { 0 };
+
+		/* exited but not reaped yet (WNOWAIT leaves it for targets__reap) */
+		c->died_first =
+			waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+			si.si_pid == c->pid;
 		/* the whole session: the target may have children of its own */
 		if (kill(-c->pid, SIGTERM) && kill(c->pid, SIGTERM))
 			log_debug("target %s: SIGTERM: %s", t->name, strerror(errno));
@@ -615,6 +764,7 @@ void targets__tick(struct targets *ts)
 	for (i = 0; i < ts->cfg->n_targets && i < CHILD_MAX; i++) {
 		struct child *c = &ts->children[i];
 
+		supervise(ts, &ts->cfg->targets[i], c, now);
 		if (!c->restarting || c->pid <= 0 || c->killed || now < c->deadline_ms)
 			continue;
 		log_warn("target %s: pid %d did not stop in time, sending SIGKILL",
@@ -651,6 +801,35 @@ void targets__on_restart(struct targets *ts, targets_restart_fn fn, void *ctx)
 	ts->restart_ctx = ctx;
 }
 
+void targets__on_restarted(struct targets *ts, targets_restarted_fn fn, void *ctx)
+{
+	ts->on_restarted = fn;
+	ts->restarted_ctx = ctx;
+}
+
+static struct child *supervised(struct targets *ts, uint32_t target_id)
+{
+	const struct heal_target *t = config__target_by_id(ts->cfg, target_id);
+
+	return t && t->exec && target_id <= CHILD_MAX ? &ts->children[target_id - 1] : NULL;
+}
+
+void targets__hold(struct targets *ts, uint32_t target_id)
+{
+	struct child *c = supervised(ts, target_id);
+
+	if (c && !c->holds++)
+		c->held_since_ms = mono_ms();
+}
+
+void targets__release(struct targets *ts, uint32_t target_id)
+{
+	struct child *c = supervised(ts, target_id);
+
+	if (c && c->holds)
+		c->holds--;
+}
+
 int targets__children(const struct targets *ts)
 {
 	size_t i;
@@ -665,9 +844,12 @@ void targets__signal_children(struct targets *ts, int sig)
 {
 	size_t i;
 
+	ts->stopping = true;
 	for (i = 0; i < CHILD_MAX; i++) {
 		ts->children[i].restarting = 0;
-		if (ts->children[i].pid > 0)
+		ts->children[i].due_ms = 0;
+		/* the whole session, as a restart does: what it started must not outlive it */
+		if (ts->children[i].pid > 0 && kill(-ts->children[i].pid, sig))
 			kill(ts->children[i].pid, sig);
 	}
 }

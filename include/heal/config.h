@@ -75,6 +75,18 @@ struct heal_reload {
 	uint32_t stop_timeout_ms; /* default 5000 */
 };
 
+/* What supervision does when a supervised target's main process ends and no heal brings it back. */
+enum heal_restart_policy {
+	HEAL_RESTART_ALWAYS = 0, /* start it again after a backoff (the default) */
+	HEAL_RESTART_NEVER,	 /* leave it down (one-shot jobs); heals may still start it */
+};
+
+struct heal_restart {
+	enum heal_restart_policy policy;
+	uint32_t backoff_ms;	 /* first delay, doubled per quick death; default 1000 */
+	uint32_t max_backoff_ms; /* default 30000 */
+};
+
 struct heal_verify {
 	char **command;       /* argv; exit 0 = healthy; NULL: only the recurrence window */
 	uint32_t tries;       /* default 3 */
@@ -152,6 +164,7 @@ struct heal_target {
 	char **env; /* NULL-terminated "K=V" */
 	size_t n_env;
 	char *user;
+	struct heal_restart restart;
 	/* matched */
 	bool has_match;
 	struct heal_match match;

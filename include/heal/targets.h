@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Targets at run time: starts supervised (exec) targets, finds matched ones
- * among running processes, and keeps the table of which process belongs to
- * which target (fed by the kernel's fork/exec/exit records).
+ * Targets at run time: starts supervised (exec) targets and restarts them
+ * when they end (supervision: after a backoff, unless a heal holds them),
+ * finds matched ones among running processes, and keeps the table of which
+ * process belongs to which target (fed by the kernel's fork/exec/exit records).
  */
 #ifndef HEAL_TARGETS_H
 #define HEAL_TARGETS_H
@@ -56,8 +57,30 @@ typedef void (*targets_restart_fn)(void *ctx, uint32_t target_id, int pid_or_err
  */
 int targets__restart(struct targets *ts, uint32_t target_id, unsigned stop_timeout_ms);
 void targets__on_restart(struct targets *ts, targets_restart_fn fn, void *ctx);
-/* Drive restarts' grace periods; call from the loop's timer. */
+/* Drive restarts' grace periods and due supervision restarts; call from the loop's timer. */
 void targets__tick(struct targets *ts);
+
+/* A supervision restart: the target's main process ended, no heal brought it back, heald did. */
+struct targets_restarted {
+	uint32_t target_id;
+	pid_t pid;	     /* the new process */
+	pid_t previous_pid;  /* the one that ended */
+	int status;	     /* its wait(2) status */
+	long uptime_ms;	     /* how long it had run */
+	unsigned attempt;    /* 1 + the quick deaths just before it (each doubles the backoff) */
+	unsigned backoff_ms; /* the wait its run of quick deaths earned */
+	long down_ms;	     /* from its end to this start (backoff, tick, any heal's hold) */
+};
+typedef void (*targets_restarted_fn)(void *ctx, const struct targets_restarted *r);
+void targets__on_restarted(struct targets *ts, targets_restarted_fn fn, void *ctx);
+/*
+ * A heal takes charge of bringing target_id back (its reload starts a stopped
+ * target): supervision does not restart it while held, for at most
+ * TARGETS_HOLD_MAX_MS after the death. Holds nest; each hold needs a release.
+ */
+#define TARGETS_HOLD_MAX_MS 30000
+void targets__hold(struct targets *ts, uint32_t target_id);
+void targets__release(struct targets *ts, uint32_t target_id);
 /* The supervised main process of a target, 0 when not running. */
 pid_t targets__main_pid(const struct targets *ts, uint32_t target_id);
 /* Send sig to every known process of target; how many, or -ESRCH. */
@@ -66,7 +89,7 @@ int targets__signal(struct targets *ts, uint32_t target_id, int sig);
 int targets__reap(struct targets *ts);
 /* Supervised children still running. */
 int targets__children(const struct targets *ts);
-/* Send sig to every supervised child. */
+/* Send sig to every supervised child's session: heald stops, supervision restarts nothing. */
 void targets__signal_children(struct targets *ts, int sig);
 
 #endif /* HEAL_TARGETS_H */

@@ -172,6 +172,8 @@ static void test_null_crash(void)
 			    strstr(h_str(ev, "diff"), "\"none\""), "the diff undoes summer-sale");
 		ev = trace_event(&s.h, trace, "RELOAD_DONE");
 		ASSERT_STREQ(h_str(ev, "how"), "restart", "the dead shop was started again");
+		ASSERT_EQ(h_heald_count(&s.h, "TARGET_RESTARTED"), 0,
+			  "the heal started it after its fix, not supervision");
 	}
 	now = h_read(cfg, NULL);
 	ASSERT_STREQ(now, good, "shop.json is back, byte for byte");

@@ -653,6 +653,64 @@ static void test_exec_and_match(void **state)
 	assert_only_problem("targets[0].cwd", "must be an absolute path, got \"tmp\"");
 }
 
+/* "restart": supervision's policy and backoff for exec targets. */
+static void test_restart(void **state)
+{
+	assert_int_equal(parse(false, "{'targets': [{'name': 'a', 'exec': ['/bin/sh']}]}"), 0);
+	assert_int_equal(cfg->targets[0].restart.policy, HEAL_RESTART_ALWAYS);
+	assert_int_equal(cfg->targets[0].restart.backoff_ms, 1000);
+	assert_int_equal(cfg->targets[0].restart.max_backoff_ms, 30000);
+
+	assert_int_equal(
+	    parse(false, "{'targets': [{'name': 'a', 'exec': ['/bin/sh'], 'restart': 'never'}]}"),
+	    0);
+	assert_int_equal(cfg->targets[0].restart.policy, HEAL_RESTART_NEVER);
+
+	assert_int_equal(
+	    parse(false, "{'targets': [{'name': 'a', 'exec': ['/bin/sh'], 'restart':"
+			 " {'policy': 'always', 'backoff_ms': 200, 'max_backoff_ms': 5000}}]}"),
+	    0);
+	assert_int_equal(cfg->targets[0].restart.policy, HEAL_RESTART_ALWAYS);
+	assert_int_equal(cfg->targets[0].restart.backoff_ms, 200);
+	assert_int_equal(cfg->targets[0].restart.max_backoff_ms, 5000);
+
+	/* a first wait longer than the default cap raises the cap */
+	assert_int_equal(parse(false, "{'targets': [{'name': 'a', 'exec': ['/bin/sh'],"
+				      " 'restart': {'backoff_ms': 60000}}]}"),
+			 0);
+	assert_int_equal(cfg->targets[0].restart.max_backoff_ms, 60000);
+
+	assert_int_equal(
+	    parse(false,
+		  "{'targets': [{'name': 'a', 'exec': ['/bin/sh'], 'restart': 'sometimes'}]}"),
+	    -EINVAL);
+	assert_only_problem("targets[0].restart",
+			    "expected \"always\" or \"never\", got \"sometimes\"");
+	assert_int_equal(
+	    parse(false, "{'targets': [{'name': 'a', 'exec': ['/bin/sh'], 'restart': true}]}"),
+	    -EINVAL);
+	assert_only_problem("targets[0].restart",
+			    "expected \"always\", \"never\" or an object, got a boolean");
+	assert_int_equal(parse(false,
+			       "{'targets': [{'name': 'a', 'exec': ['/bin/sh'], 'restart':"
+			       " {'backoff_ms': 2000, 'max_backoff_ms': 1000, 'tries': 3}}]}"),
+			 -EINVAL);
+	assert_problems(2);
+	assert_problem_at(0, "targets[0].restart.tries", "unknown key \"tries\"");
+	assert_problem_at(1, "targets[0].restart.max_backoff_ms",
+			  "must be at least backoff_ms (2000), got 1000");
+	assert_int_equal(parse(false, "{'targets': [{'name': 'a', 'exec': ['/bin/sh'],"
+				      " 'restart': {'policy': 'no'}}]}"),
+			 -EINVAL);
+	assert_only_problem("targets[0].restart.policy",
+			    "expected \"always\" or \"never\", got \"no\"");
+	assert_int_equal(
+	    parse(false,
+		  "{'targets': [{'name': 'a', 'match': {'comm': 'sh'}, 'restart': 'never'}]}"),
+	    -EINVAL);
+	assert_only_problem("targets[0].restart", "only allowed with \"exec\"");
+}
+
 static void test_exec_path_lookup(void **state)
 {
 	const char *old = getenv("PATH");
@@ -1320,6 +1378,7 @@ int main(void)
 		T(test_wildcards),
 		T(test_threshold_window),
 		T(test_exec_and_match),
+		T(test_restart),
 		T(test_exec_path_lookup),
 		T(test_target_names),
 		T(test_match),

@@ -37,8 +37,9 @@ int main(int argc, char **argv)
 		struct bpf_link *link;
 
 		if (argc == 4 && (!strcmp(sec, "uprobe") || !strcmp(sec, "uretprobe"))) {
-			LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = argv[3],
-				    .retprobe = !strcmp(sec, "uretprobe"));
+			struct bpf_uprobe_opts uo = { .sz = sizeof(uo), .func_name = argv[3],
+						      .retprobe = !strcmp(sec, "uretprobe") };
+
 			link = bpf_program__attach_uprobe_opts(prog, -1, argv[2], 0, &uo);
 		} else {
 			link = bpf_program__attach(prog);

@@ -99,8 +99,11 @@ bench_order() {
 	echo "$1" | tr ' ' '\n' | awk -v r="$2" '{ v[NR] = $0 } END { for (i = 0; i < NR; i++) print v[(i + r - 1) % NR + 1] }'
 }
 
-# bench_record VARIANT VALUE
+# bench_record VARIANT VALUE: VALUE must be a number
 bench_record() {
+	case $2 in
+	'' | *[!0-9.eE+-]*) echo "bench $BENCH_NAME: variant $1 gave '$2', not a number" >&2; exit 1 ;;
+	esac
 	echo "$1 $2" >> "$T/results"
 	printf '  %s %s %s\n' "$BENCH_NAME" "$1" "$2" >&2
 }

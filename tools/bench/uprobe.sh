@@ -64,7 +64,9 @@ VARIANTS="a b c d"
 r=1
 while [ $r -le "$ROUNDS" ]; do
 	for v in $(bench_order "$VARIANTS" $r); do
-		bench_record "$v" "$(run_$v | tail -1)"
+		# in this shell, not a subshell: a failed check stops the run (and its cleanup runs)
+		run_$v > "$T/run.out"
+		bench_record "$v" "$(tail -1 "$T/run.out")"
 	done
 	r=$((r + 1))
 done

@@ -5,10 +5,12 @@
  * hook (each enabled syscall tracepoint costs every task on the host).
  *
  * This program runs on every syscall of every task, so its path is costed
- * (BENCHMARKS.md): success leaves on the first compare; a failure of an
- * unwatched task after one inlined array load (watched_tgid); a failure no
- * rule wants after two more (sys_rules is an array indexed by target and
- * syscall). Only a matching failure pays a hash lookup, to count it.
+ * (BENCHMARKS.md): success leaves on the first compare; a failure no target
+ * has a rule for after two inlined array loads (sys_rules row 0, every
+ * target's rules merged); one of an unwatched task after the pid helper and
+ * one more (watched_tgid); a failure its target's rules do not want after
+ * two more. Only a matching failure is counted: in a per-CPU slot while its
+ * samples are used up, else in the sys_counts hash.
  */
 #include "common.bpf.h"
 #include <bpf/bpf_endian.h>
@@ -23,7 +25,8 @@ extern unsigned int CONFIG_HZ __kconfig __weak;
 const volatile __u64 samples_per_sec = 10;
 
 /* (target_id, nr) -> rule at target_id * HEAL_SYSCALL_ROW + nr; nr HEAL_SYSCALL_MAX is "*".
- * heald sizes it to its targets (row 0 unused: target ids start at 1). */
+ * Target ids start at 1: row 0 is every target's rules merged (the pre-filter).
+ * heald sizes it to its targets. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, HEAL_SYSCALL_ROW);
@@ -217,13 +220,17 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	/* Success is by far the common case: leave before any map lookup. */
 	if (ret >= 0 || ret < -MAX_ERRNO)
 		return 0;
+	nr = (__u32)regs->orig_ax; /* a BTF pointer: a plain load, no probe-read helper */
+	err = (__u32)-ret;
+	/* Row 0 holds every target's rules merged: a failure no target asks
+	 * for leaves before the helper call that names the process, which
+	 * costs more than the rest of this path together. */
+	if (!rule_for(0, nr, err))
+		return 0;
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	target_id = current_target(tgid);
 	if (!target_id)
 		return 0;
-
-	nr = (__u32)regs->orig_ax; /* a BTF pointer: a plain load, no probe-read helper */
-	err = (__u32)-ret;
 	rule = rule_for(target_id, nr, err);
 	if (!rule)
 		return 0;

@@ -172,6 +172,28 @@ static bool any_match(const struct heal_config *cfg)
 	return false;
 }
 
+/* Two rules on one slot merge: their errno sets add up. */
+static int merge_rule(int fd_rules, __u32 key, const struct heal_syscall_rule *r)
+{
+	struct heal_sys_rule rule = {};
+	size_t e;
+
+	bpf_map_lookup_elem(fd_rules, &key, &rule);
+	rule.active = 1;
+	rule.any_errno |= r->any_errno;
+	for (e = 0; e < r->n_errnos; e++) {
+		int en = r->errnos[e];
+
+		if (en > 0 && en < HEAL_ERRNO_MAX)
+			rule.errno_mask[en / 64] |= 1ull << (en % 64);
+	}
+	if (r->threshold > rule.threshold)
+		rule.threshold = r->threshold;
+	if ((uint64_t)r->window_ms * 1000000ull > rule.window_ns)
+		rule.window_ns = (uint64_t)r->window_ms * 1000000ull;
+	return bpf_map_update_elem(fd_rules, &key, &rule, BPF_ANY) ? -errno : 0;
+}
+
 static int fill_syscall_maps(struct probe *p)
 {
 	const struct heal_config *cfg = p->cfg;
@@ -200,30 +222,13 @@ static int fill_syscall_maps(struct probe *p)
 
 			for (k = 0; k < nkeys; k++) {
 				__u32 nr = r->any_syscall ? HEAL_SYSCALL_MAX : (__u32)r->syscalls[k];
-				__u32 key = t->id * HEAL_SYSCALL_ROW + nr;
-				struct heal_sys_rule rule = {};
-				size_t e;
 
 				if (nr > HEAL_SYSCALL_MAX)
 					continue; /* config checked names against this table */
-				/* Two rules on one syscall merge: their errno sets add up. */
-				bpf_map_lookup_elem(fd_rules, &key, &rule);
-				rule.active = 1;
-				rule.any_errno |= r->any_errno;
-				for (e = 0; e < r->n_errnos; e++) {
-					int en = r->errnos[e];
-
-					if (en > 0 && en < HEAL_ERRNO_MAX)
-						rule.errno_mask[en / 64] |= 1ull << (en % 64);
-				}
-				if (r->threshold > rule.threshold)
-					rule.threshold = r->threshold;
-				if ((uint64_t)r->window_ms * 1000000ull > rule.window_ns)
-					rule.window_ns = (uint64_t)r->window_ms * 1000000ull;
-				if (bpf_map_update_elem(fd_rules, &key, &rule, BPF_ANY)) {
-					err = -errno;
+				/* the target's row, and row 0: every target's rules merged */
+				if ((err = merge_rule(fd_rules, t->id * HEAL_SYSCALL_ROW + nr, r)) ||
+				    (err = merge_rule(fd_rules, nr, r)))
 					return err;
-				}
 			}
 		}
 	}

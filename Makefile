@@ -16,7 +16,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Wshadow -Wformat=2 \
 	  -Wmissing-prototypes -Wstrict-prototypes -fno-omit-frame-pointer \
 	  -MMD -MP -I include -I $(OUTPUT) \
-	  -DHEAL_VERSION='"$(VERSION)"' -DHEAL_GIT_REV='"$(GIT_REV)"' \
+	  -DHEAL_VERSION='"$(VERSION)"' \
 	  $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -ldw -lz -lcjson -lcurl -lmicrohttpd -lpq) -lpthread
 BPF_CFLAGS := -g -O2 -Wall -Werror=implicit-function-declaration -target bpf -D__TARGET_ARCH_$(ARCH) -I include -I vmlinux -I $(OUTPUT) \
@@ -86,6 +86,15 @@ $(OUTPUT)/dashboard_assets.h: tools/embed.sh $(DASHBOARD_FILES) | $(OUTPUT)
 	$(call msg,GEN,$@)
 	$(Q)sh tools/embed.sh $@ $(DASHBOARD_FILES)
 $(OBJDIR)/user/dashboard.o: $(OUTPUT)/dashboard_assets.h
+
+# The revision heald reports (--version, /metrics, the API): rewritten only when
+# HEAD moves, so the two objects that include it rebuild then and only then.
+$(OUTPUT)/revision.h: FORCE
+	$(Q)mkdir -p $(@D) && printf '#define HEAL_GIT_REV "%s"\n' "$(GIT_REV)" > $@.tmp && \
+		{ cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@; }
+.PHONY: FORCE
+FORCE:
+$(OBJDIR)/user/heald.o $(OBJDIR)/user/api.o: $(OUTPUT)/revision.h
 
 $(OBJDIR)/user/%.o: user/%.c | $(OBJDIR)/user $(SKELS)
 	$(call msg,CC,$@)

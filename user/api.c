@@ -19,6 +19,7 @@
 #include "heal/metrics.h"
 #include "heal/names.h"
 #include "heal/util.h"
+#include "revision.h"
 
 #define TRACES_KEPT 512
 #define ACTIONS_MAX 64

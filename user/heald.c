@@ -28,6 +28,7 @@
 #include "heal/targets.h"
 #include "heal/util.h"
 #include "heal/worker.h"
+#include "revision.h"
 
 #define TICK_MS 250
 #define CONSUME_BATCH 1024 /* ring records handled per wakeup before the loop looks around */

@@ -345,10 +345,12 @@ static void test_storm_stop_prompt(void)
 		"heald starts"))
 		goto out;
 	ASSERT_OK_PTR(h_heald_wait(&h, "SYSCALL_FAILURE", NULL, 10000), "the storm is on");
-	h_heald_drain(&h, 2000);
-	/* the 250 ms tick reports the growing drops each time it runs: 8 in 2 s when it is not starved */
-	fprintf(stderr, "  EVENTS_DROPPED in 2 s of storm: %d\n", h_heald_count(&h, "EVENTS_DROPPED"));
-	ASSERT_GE(h_heald_count(&h, "EVENTS_DROPPED"), 5, "the tick keeps running in a storm");
+	h_heald_drain(&h, 4000);
+	/* The 250 ms tick reports the growing drops each time it runs: 16 in 4 s
+	 * when nothing starves it (8-10 under ASan, where heald shares the CPUs
+	 * with the storm), about 5 with a consume that reads until the ring is empty. */
+	fprintf(stderr, "  EVENTS_DROPPED in 4 s of storm: %d\n", h_heald_count(&h, "EVENTS_DROPPED"));
+	ASSERT_GE(h_heald_count(&h, "EVENTS_DROPPED"), 6, "the tick keeps running in a storm");
 	t0 = h_now_ms();
 	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
 	ms = h_now_ms() - t0;

@@ -86,6 +86,23 @@ wait_attached() {
 	done
 }
 
+# bench_traced PROGRAM CMD...: CMD's last line of output, CMD run under the
+# bpftrace PROGRAM (@PID@ in it names CMD's pid). CMD takes --wait-file and
+# starts its timed work once bpftrace has really attached.
+bench_traced() {
+	_prog=$1
+	shift
+	rm -f "$T/go"
+	"$@" --wait-file "$T/go" > "$T/traced.out" &
+	_lp=$!
+	bench_bg "${BPFTRACE:-bpftrace}" -e "$(echo "$_prog" | sed "s/@PID@/$_lp/g")" > "$T/bpftrace.out" 2>&1
+	wait_attached "$BG_PID"
+	touch "$T/go"
+	wait "$_lp"
+	bench_stop "$BG_PID" INT
+	tail -1 "$T/traced.out"
+}
+
 # heald_start CONFIG: heald --watch -v in the background until it is watching;
 # its stdout in $T/heald.out, stderr in $T/heald.err; pid in HEALD_PID
 heald_start() {

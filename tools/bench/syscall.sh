@@ -53,18 +53,10 @@ run_c() {
 }
 run_d() { heald_run "$T/watch-other.json"; }
 
+# openat=257, connect=42 on x86_64; ENOENT=2, ECONNREFUSED=111
 run_e() {
-	rm -f "$T/go"
-	$LOOP "$N" --wait-file "$T/go" > "$T/loop.out" &
-	lp=$!
-	# openat=257, connect=42 on x86_64; ENOENT=2, ECONNREFUSED=111
-	bench_bg "$BPFTRACE" -e "tracepoint:raw_syscalls:sys_exit /pid == $lp && (args->id == 257 || args->id == 42) && (args->ret == -2 || args->ret == -111)/ { @[args->id, -args->ret] = count(); }" \
-		> "$T/bpftrace.out" 2>&1
-	wait_attached "$BG_PID"
-	touch "$T/go"
-	wait "$lp"
-	bench_stop "$BG_PID" INT
-	cat "$T/loop.out"
+	bench_traced 'tracepoint:raw_syscalls:sys_exit /pid == @PID@ && (args->id == 257 || args->id == 42) && (args->ret == -2 || args->ret == -111)/ { @[args->id, -args->ret] = count(); }' \
+		$LOOP "$N"
 }
 
 run_f() {

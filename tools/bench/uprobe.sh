@@ -48,16 +48,7 @@ run_c() {
 }
 
 run_d() {
-	rm -f "$T/go"
-	$LOOP "$N" --wait-file "$T/go" > "$T/loop.out" &
-	lp=$!
-	bench_bg "$BPFTRACE" -e "uretprobe:$UPLOOP:bench_lookup /pid == $lp && (int32)retval < 0/ { @fails = count(); }" \
-		> "$T/bpftrace.out" 2>&1
-	wait_attached "$BG_PID"
-	touch "$T/go"
-	wait "$lp"
-	bench_stop "$BG_PID" INT
-	cat "$T/loop.out"
+	bench_traced "uretprobe:$UPLOOP:bench_lookup /pid == @PID@ && (int32)retval < 0/ { @fails = count(); }" $LOOP "$N"
 }
 
 VARIANTS="a b c d"

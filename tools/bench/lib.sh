@@ -116,6 +116,20 @@ bench_order() {
 	echo "$1" | tr ' ' '\n' | awk -v r="$2" '{ v[NR] = $0 } END { for (i = 0; i < NR; i++) print v[(i + r - 1) % NR + 1] }'
 }
 
+# bench_rounds "a b c": ROUNDS rounds of run_a, run_b... (order rotated each
+# round), each recording the last line it prints
+bench_rounds() {
+	_r=1
+	while [ $_r -le "$ROUNDS" ]; do
+		for _v in $(bench_order "$1" $_r); do
+			# in this shell, not a subshell: a failed check stops the run (and its cleanup runs)
+			run_$_v > "$T/run.out"
+			bench_record "$_v" "$(tail -1 "$T/run.out")"
+		done
+		_r=$((_r + 1))
+	done
+}
+
 # bench_record VARIANT VALUE: VALUE must be a number
 bench_record() {
 	case $2 in

@@ -63,16 +63,7 @@ run_f() {
 	$STRACE -f -e trace=openat,close -o /dev/null $LOOP "$N_STRACE"
 }
 
-VARIANTS="a b c d e f"
-r=1
-while [ $r -le "$ROUNDS" ]; do
-	for v in $(bench_order "$VARIANTS" $r); do
-		# in this shell, not a subshell: a failed check stops the run (and its cleanup runs)
-		run_$v > "$T/run.out"
-		bench_record "$v" "$(tail -1 "$T/run.out")"
-	done
-	r=$((r + 1))
-done
+bench_rounds "a b c d e f"
 
 bench_stats | awk -v rounds="$ROUNDS" -v n="$N" -v ns="$N_STRACE" -v elapsed="$(bench_elapsed)" \
     -v machine="$(bench_machine)" -v when="$(date -u +%Y-%m-%dT%H:%MZ)" '

@@ -51,16 +51,7 @@ run_d() {
 	bench_traced "uretprobe:$UPLOOP:bench_lookup /pid == @PID@ && (int32)retval < 0/ { @fails = count(); }" $LOOP "$N"
 }
 
-VARIANTS="a b c d"
-r=1
-while [ $r -le "$ROUNDS" ]; do
-	for v in $(bench_order "$VARIANTS" $r); do
-		# in this shell, not a subshell: a failed check stops the run (and its cleanup runs)
-		run_$v > "$T/run.out"
-		bench_record "$v" "$(tail -1 "$T/run.out")"
-	done
-	r=$((r + 1))
-done
+bench_rounds "a b c d"
 
 bench_stats | awk -v rounds="$ROUNDS" -v n="$N" -v elapsed="$(bench_elapsed)" \
     -v machine="$(bench_machine)" -v when="$(date -u +%Y-%m-%dT%H:%MZ)" '

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* End to end: crashes, failing exits, OOM kills, failed API returns, drops. */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,6 +327,69 @@ out:
 }
 
 /*
+ * An exit record lost to a full ring (heald stopped while a watched shell
+ * forks hundreds of processes): the counts of the process whose exit was
+ * lost are not kept forever but reported by the sweep, exactly, marked
+ * exit_seen: false.
+ */
+static void test_lost_exit_swept(void)
+{
+	struct h_heald h;
+	const cJSON *ev = NULL, *pl, *c;
+	char go[PATH_MAX + 8], done[PATH_MAX + 8], *text;
+	int i, fd, pid = 0;
+
+	if (!h_need_bpf())
+		return;
+	if (!ASSERT_TRUE(h_heald_start(&h,
+		"{\"state_dir\": \"@STATE@\", \"mode\": \"observe\", \"ringbuf_kb\": 64, \"rescan_ms\": 200, \"targets\": [{\"name\": \"forker\","
+		" \"exec\": [\"/bin/sh\", \"-c\", \"while [ ! -e @STATE@/go ]; do sleep 0.05; done; i=0; while [ $i -lt 600 ]; do /bin/true; i=$((i+1)); done;"
+		" @FAILGEN@ missing-file --count 7 --path /nonexistent-heal-lost/x & p=$!; wait $p; echo $p > @STATE@/done.tmp; mv @STATE@/done.tmp @STATE@/done; exec sleep 60\"], \"restart\": \"never\","
+		" \"detect\": {\"syscalls\": [{\"syscall\": \"openat\", \"errno\": \"ENOENT\"}]}}]}"),
+		"heald starts"))
+		goto out;
+	/* heald stopped: nothing drains the ring while 600 processes come and go */
+	ASSERT_EQ(kill(h.pid, SIGSTOP), 0, "heald stopped");
+	snprintf(go, sizeof(go), "%s/state/go", h.dir);
+	fd = open(go, O_CREAT | O_WRONLY, 0600);
+	ASSERT_GE(fd, 0, "go file");
+	close(fd);
+	snprintf(done, sizeof(done), "%s/state/done", h.dir);
+	for (i = 0; i < 400 && access(done, F_OK); i++)
+		usleep(50000); /* until failgen has failed 7 times and exited */
+	ASSERT_EQ(access(done, F_OK), 0, "the forks and failgen ran while heald was stopped");
+	text = h_read(done, NULL);
+	pid = text ? atoi(text) : 0;
+	free(text);
+	ASSERT_GE(pid, 1, "failgen's pid");
+	ASSERT_EQ(kill(h.pid, SIGCONT), 0, "heald continues");
+	for (i = 0; i < 100 && !ev; i++) {
+		h_heald_drain(&h, 100);
+		for (size_t k = 0; k < h.n_events && !ev; k++) {
+			const cJSON *e = h.events[k];
+
+			/* failgen's; the /bin/true's lost exits are swept too (ld.so's ENOENTs) */
+			if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "type")), "SYSCALL_COUNTS") &&
+			    (int)h_num(e, "pid") == pid)
+				ev = e;
+		}
+	}
+	ASSERT_GE(h_heald_count(&h, "EVENTS_DROPPED"), 1, "the ring overflowed");
+	if (!ASSERT_OK_PTR(ev, "SYSCALL_COUNTS of failgen"))
+		goto out;
+	pl = cJSON_GetObjectItem(ev, "payload");
+	ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(pl, "exit_seen")), "reported by the sweep: exit_seen false");
+	c = cJSON_GetArrayItem(cJSON_GetObjectItem(pl, "counts"), 0);
+	ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(c, "syscall")), "openat", "syscall");
+	ASSERT_EQ(cJSON_GetNumberValue(cJSON_GetObjectItem(c, "count")), 7, "the exact count");
+	ASSERT_STREQ(cJSON_GetObjectItem(ev, "key")->valuestring, "forker:SYSCALL_COUNTS", "key");
+out:
+	kill(h.pid, SIGCONT);
+	ASSERT_EQ(h_heald_stop(&h), 0, "heald exits 0");
+	h_heald_free(&h);
+}
+
+/*
  * Four processes outrun heald at 100k samples/s: it still turns to its tick
  * and its signals (libbpf's consume would read until the ring is empty, which
  * in a storm is never).
@@ -373,5 +438,6 @@ int main(void)
 	h_subtest("drops_reported", test_drops_reported);
 	h_subtest("storm_spares_exits", test_storm_spares_exits);
 	h_subtest("storm_stop_prompt", test_storm_stop_prompt);
+	h_subtest("lost_exit_swept", test_lost_exit_swept);
 	return h_summary("test_crashes");
 }

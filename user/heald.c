@@ -81,6 +81,8 @@ struct heald {
 	struct probe *probe;
 	struct targets *targets;
 	int epfd, sigfd, timerfd;
+	int dlfd;              /* a one-shot timer for the healer's next deadline */
+	long long dl_armed_ms; /* what dlfd is armed for; 0: disarmed */
 	int watch;
 	uint64_t ticks;
 	int stop;
@@ -253,12 +255,14 @@ static int setup_loop(struct heald *h)
 	heald_signal_mask(&mask);
 	h->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	h->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	h->dlfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	h->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (h->sigfd < 0 || h->timerfd < 0 || h->epfd < 0)
+	if (h->sigfd < 0 || h->timerfd < 0 || h->dlfd < 0 || h->epfd < 0)
 		return -errno;
 	if (timerfd_settime(h->timerfd, 0, &its, NULL))
 		return -errno;
 	if ((err = epoll_add(h->epfd, h->sigfd)) || (err = epoll_add(h->epfd, h->timerfd)) ||
+	    (err = epoll_add(h->epfd, h->dlfd)) ||
 	    (err = epoll_add(h->epfd, worker__fd(h->worker))) ||
 	    (err = epoll_add(h->epfd, worker__fd(h->jworker))))
 		return err;
@@ -295,6 +299,32 @@ static void handle_tick(struct heald *h)
 	}
 }
 
+/* A verify window ends when it ends, not up to a tick later: arm dlfd for the next one. */
+static void arm_deadline(struct heald *h)
+{
+	long long next = healer__next_deadline_ms(h->healer);
+	struct itimerspec its = { 0 };
+
+	if (next == h->dl_armed_ms)
+		return;
+	h->dl_armed_ms = next;
+	if (next) {
+		its.it_value.tv_sec = next / 1000;
+		its.it_value.tv_nsec = (next % 1000) * 1000000L;
+	}
+	timerfd_settime(h->dlfd, TFD_TIMER_ABSTIME, &its, NULL); /* all zero disarms */
+}
+
+static void handle_deadline(struct heald *h)
+{
+	uint64_t n;
+
+	if (read(h->dlfd, &n, sizeof(n)) != sizeof(n))
+		return;
+	h->dl_armed_ms = 0;
+	healer__windows(h->healer);
+}
+
 static int run(struct heald *h)
 {
 	struct epoll_event evs[8];
@@ -319,6 +349,8 @@ static int run(struct heald *h)
 				handle_signals(h);
 			else if (fd == h->timerfd)
 				handle_tick(h);
+			else if (fd == h->dlfd)
+				handle_deadline(h);
 			else if (fd == worker__fd(h->worker))
 				worker__dispatch(h->worker);
 			else if (fd == worker__fd(h->jworker))
@@ -326,6 +358,7 @@ static int run(struct heald *h)
 			else if (h->api && fd == api__fd(h->api))
 				api__dispatch(h->api);
 		}
+		arm_deadline(h);
 	}
 	/* last records and the worker's completions still go out */
 	for (i = 0; i < 64 && probe__consume(h->probe, CONSUME_BATCH) == CONSUME_BATCH; i++)
@@ -360,6 +393,8 @@ static void heald_cleanup(struct heald *h)
 		close(h->sigfd);
 	if (h->timerfd > 0)
 		close(h->timerfd);
+	if (h->dlfd > 0)
+		close(h->dlfd);
 }
 
 int main(int argc, char **argv)
@@ -377,7 +412,7 @@ int main(int argc, char **argv)
 	};
 	struct heal_config_errors errs = { 0 };
 	const char *config_path = "/etc/heal/heal.json", *why, *listen_arg = NULL, *listen;
-	struct heald h = { .epfd = -1, .sigfd = -1, .timerfd = -1 };
+	struct heald h = { .epfd = -1, .sigfd = -1, .timerfd = -1, .dlfd = -1 };
 	int verbose = 0, dry_run = 0, c, err, rc = 1;
 	sigset_t mask;
 	char msg[512];

@@ -2017,11 +2017,27 @@ static void read_control(struct healer *h)
 
 void healer__tick(struct healer *h)
 {
+	read_control(h);
+	healer__windows(h);
+}
+
+long long healer__next_deadline_ms(const struct healer *h)
+{
+	const struct trace *tr;
+	long long next = 0;
+
+	for (tr = h->traces; tr; tr = tr->next)
+		if (tr->st == T_WINDOW && (!next || tr->window_end_ms < next))
+			next = tr->window_end_ms;
+	return next;
+}
+
+void healer__windows(struct healer *h)
+{
 	long long now = util__now_ms();
 	struct trace *tr, *next;
 	struct heal_event *ev;
 
-	read_control(h);
 	for (tr = h->traces; tr; tr = next) {
 		next = tr->next;
 		if (tr->st != T_WINDOW)

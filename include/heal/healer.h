@@ -46,6 +46,11 @@ int healer__recover(struct healer *h);
 void healer__on_event(struct heal_event *ev, void *ctx);
 /* Timers: verify windows, backoff, approvals from healctl. Call from the loop's tick. */
 void healer__tick(struct healer *h);
+/* Close the verify windows that have ended (the tick does it too). */
+void healer__windows(struct healer *h);
+/* When the next verify window ends (CLOCK_MONOTONIC ms, util__now_ms), 0 if none is open:
+ * the main loop wakes then rather than on the next tick. */
+long long healer__next_deadline_ms(const struct healer *h);
 /* targets' restart callback. */
 void healer__on_restart(void *ctx, uint32_t target_id, int pid_or_err);
 /* A person's decision on a trace waiting for approval. 0, -ENOENT, -EINVAL (not waiting). */

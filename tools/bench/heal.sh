@@ -271,7 +271,7 @@ awk -v rounds="$ROUNDS" -v crounds="$CRASH_ROUNDS" -v poll="$POLL_MS" -v elapsed
     -v svver="$("$SUPERVISORD" --version)" -v cpb="$(sort -u "$T/crash-playbooks" | tr '\n' ' ' | sed 's/ $//')" '
 FILENAME == ARGV[1] { pb[$1] = $2; next }
 { med[$1] = $2; mn[$1] = $3; mx[$1] = $4; n[$1] = $5 }
-function ms(x) { return sprintf("%.0f", x) }
+function ms(x) { x = sprintf("%.0f", x); return x == "-0" ? "0" : x }
 function mmm(v) { return sprintf("%.1f | %.1f | %.1f", med[v], mn[v], mx[v]) }
 END {
 	printf "Run %s on %s; %d demo runs (7 scenarios each) and %d crash rounds, the crash variants interleaved; " \

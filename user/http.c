@@ -34,6 +34,7 @@
 #include "heal/http.h"
 #include "heal/log.h"
 #include "heal/metrics.h"
+#include "heal/util.h"
 
 #define DEFAULT_MAX_BODY     (64u << 10)
 #define DEFAULT_STREAMS	     32
@@ -94,55 +95,6 @@ struct http_req {
 	size_t len, cap, discarded;
 	int too_big;
 };
-
-/* A growing string; oom sticks. */
-struct sb {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void sb_putn(struct sb *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_puts(struct sb *b, const char *s)
-{
-	sb_putn(b, s, strlen(s));
-}
-
-static void sb_printf(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sb *b, const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		sb_putn(b, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-}
 
 static long long now_ms(void)
 {
@@ -456,7 +408,7 @@ static enum MHD_Result serve_metrics(struct http_req *rq)
 }
 
 struct events_ctx {
-	struct sb b;
+	struct util_sb b;
 	uint64_t last;
 	size_t n;
 };
@@ -465,9 +417,10 @@ static int add_event(uint64_t id, const char *line, size_t len, void *p)
 {
 	struct events_ctx *e = p;
 
-	sb_printf(&e->b, "%s{\"id\":%llu,\"event\":", e->n++ ? "," : "", (unsigned long long)id);
-	sb_putn(&e->b, line, len);
-	sb_puts(&e->b, "}");
+	util__sb_printf(&e->b, "%s{\"id\":%llu,\"event\":", e->n++ ? "," : "",
+			(unsigned long long)id);
+	util__sb_putn(&e->b, line, len);
+	util__sb_puts(&e->b, "}");
 	e->last = id;
 	return 0;
 }
@@ -491,17 +444,18 @@ static enum MHD_Result serve_events(struct http_req *rq)
 		reset = 1;
 	}
 	e.last = since;
-	sb_puts(&e.b, "{\"events\":[");
+	util__sb_puts(&e.b, "{\"events\":[");
 	n = eventlog__since(rq->h->events, since, (size_t)limit, add_event, &e, &span);
 	if (n < 0) {
 		free(e.b.p);
 		return send_error(rq, 500, NULL, "cannot read events: %s", strerror(-n));
 	}
-	sb_printf(&e.b, "],\"first_id\":%llu,\"last_id\":%llu,\"missed\":%llu,\"next\":%llu%s}",
-		  (unsigned long long)span.first_id, (unsigned long long)span.last_id,
-		  (unsigned long long)span.missed, (unsigned long long)e.last,
-		  reset ? ",\"reset\":true" : "");
-	if (e.b.oom) {
+	util__sb_printf(&e.b,
+			"],\"first_id\":%llu,\"last_id\":%llu,\"missed\":%llu,\"next\":%llu%s}",
+			(unsigned long long)span.first_id, (unsigned long long)span.last_id,
+			(unsigned long long)span.missed, (unsigned long long)e.last,
+			reset ? ",\"reset\":true" : "");
+	if (e.b.err) {
 		free(e.b.p);
 		return send_error(rq, 500, NULL, "out of memory");
 	}
@@ -517,7 +471,7 @@ struct stream {
 	int reset; /* send "event: reset" first: the client's cursor was from an earlier run */
 	uint64_t reset_last; /* the newest id then */
 	int started;
-	struct sb out;
+	struct util_sb out;
 	size_t off;
 	long long last_ms; /* last write, for the heartbeat */
 };
@@ -526,9 +480,9 @@ static int add_sse(uint64_t id, const char *line, size_t len, void *p)
 {
 	struct stream *st = p;
 
-	sb_printf(&st->out, "id: %llu\ndata: ", (unsigned long long)id);
-	sb_putn(&st->out, line, len);
-	sb_puts(&st->out, "\n\n");
+	util__sb_printf(&st->out, "id: %llu\ndata: ", (unsigned long long)id);
+	util__sb_putn(&st->out, line, len);
+	util__sb_puts(&st->out, "\n\n");
 	st->cursor = id;
 	count(&st->h->events_streamed);
 	return 0;
@@ -553,15 +507,15 @@ static int stream_fill(struct stream *st)
 	struct eventlog_span span;
 	int n = eventlog__since(st->h->events, st->cursor, STREAM_BATCH, add_sse, st, &span);
 
-	if (n > 0 && span.missed && !st->out.oom) {
+	if (n > 0 && span.missed && !st->out.err) {
 		char gap[128];
 		int g = snprintf(
 		    gap, sizeof(gap), "event: gap\ndata: {\"missed\":%llu,\"first_id\":%llu}\n\n",
 		    (unsigned long long)span.missed, (unsigned long long)span.first_id);
 		size_t len = st->out.len;
 
-		sb_putn(&st->out, gap, (size_t)g); /* grow, then move in front */
-		if (!st->out.oom) {
+		util__sb_putn(&st->out, gap, (size_t)g); /* grow, then move in front */
+		if (!st->out.err) {
 			memmove(st->out.p + g, st->out.p, len);
 			memcpy(st->out.p, gap, (size_t)g);
 		}
@@ -591,17 +545,18 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			return (ssize_t)n;
 		}
 		st->out.len = st->off = 0;
-		if (st->out.oom)
+		if (st->out.err)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		if (__atomic_load_n(&h->stopping, __ATOMIC_ACQUIRE))
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		if (!st->started) {
 			/* something at once, so the client sees the stream open */
 			st->started = 1;
-			sb_puts(&st->out, "retry: 2000\n\n");
+			util__sb_puts(&st->out, "retry: 2000\n\n");
 			if (st->reset)
-				sb_printf(&st->out, "event: reset\ndata: {\"last_id\":%llu}\n\n",
-					  (unsigned long long)st->reset_last);
+				util__sb_printf(&st->out,
+						"event: reset\ndata: {\"last_id\":%llu}\n\n",
+						(unsigned long long)st->reset_last);
 			st->last_ms = now_ms();
 			continue;
 		}
@@ -612,7 +567,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		now = now_ms();
 		idle = now - st->last_ms;
 		if (idle >= h->heartbeat_ms) {
-			sb_puts(&st->out, ": heartbeat\n\n");
+			util__sb_puts(&st->out, ": heartbeat\n\n");
 			st->last_ms = now;
 			continue;
 		}

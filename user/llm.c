@@ -534,9 +534,8 @@ void llm_result__free(struct llm_result *r)
 /* ---- one call ------------------------------------------------------------------------ */
 
 struct xfer {
-	char *buf;
-	size_t len, cap;
-	bool too_big, oom;
+	struct util_sb body;
+	bool too_big;
 	char request_id[128];
 	long retry_after_ms; /* -1: none */
 };
@@ -567,29 +566,14 @@ static void sleep_ms(long ms)
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct xfer *x = ud;
-	size_t n = size * nmemb, cap;
-	char *p;
+	size_t n = size * nmemb;
 
-	if (x->len + n > LLM_ANSWER_MAX) {
+	if (x->body.len + n > LLM_ANSWER_MAX) {
 		x->too_big = true;
 		return 0; /* CURLE_WRITE_ERROR ends the transfer */
 	}
-	if (x->len + n + 1 > x->cap) {
-		cap = x->cap ? x->cap : 16384;
-		while (cap < x->len + n + 1)
-			cap *= 2;
-		p = realloc(x->buf, cap);
-		if (!p) {
-			x->oom = true;
-			return 0;
-		}
-		x->buf = p;
-		x->cap = cap;
-	}
-	memcpy(x->buf + x->len, ptr, n);
-	x->len += n;
-	x->buf[x->len] = '\0';
-	return n;
+	util__sb_putn(&x->body, ptr, n);
+	return x->body.err ? 0 : n;
 }
 
 /* The header value of line if it is header name; trimmed copy into out. */
@@ -666,7 +650,7 @@ static const char *json_str(const cJSON *obj, const char *key)
  */
 static void describe_http_error(long status, const struct xfer *x, char *out, size_t outlen)
 {
-	cJSON *j = x->buf ? cJSON_ParseWithLength(x->buf, x->len) : NULL;
+	cJSON *j = x->body.p ? cJSON_ParseWithLength(x->body.p, x->body.len) : NULL;
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
 	const char *type = NULL, *msg = NULL;
 	char line[200], *red;
@@ -679,8 +663,8 @@ static void describe_http_error(long status, const struct xfer *x, char *out, si
 	} else if (cJSON_IsString(e)) {
 		msg = e->valuestring;
 	}
-	if (!type && !msg && !j && x->buf && x->len)
-		msg = x->buf; /* a proxy's HTML or text */
+	if (!type && !msg && !j && x->body.p && x->body.len)
+		msg = x->body.p; /* a proxy's HTML or text */
 	snprintf(line, sizeof(line), "HTTP %ld%s%s%s%s", status, type ? " " : "", type ? type : "",
 		 msg ? ": " : "", msg ? msg : "");
 	one_line(line, sizeof(line) - 1);
@@ -707,7 +691,7 @@ static int append(char **dst, size_t *len, const char *s)
 /* Text of a 2xx answer: content[].text (type "text") or choices[0].message.content. */
 static int parse_answer(const struct llm_client *c, const struct xfer *x, struct llm_result *out)
 {
-	cJSON *j = x->buf ? cJSON_ParseWithLength(x->buf, x->len) : NULL;
+	cJSON *j = x->body.p ? cJSON_ParseWithLength(x->body.p, x->body.len) : NULL;
 	const cJSON *blocks = NULL, *b;
 	char *text = NULL;
 	size_t len = 0;
@@ -970,7 +954,7 @@ int llm__complete(struct llm_client *c, const char *system, const char *user, un
 			err = -ETIMEDOUT;
 			break;
 		}
-		free(x.buf);
+		free(x.body.p);
 		memset(&x, 0, sizeof(x));
 		x.retry_after_ms = -1;
 		curl_err[0] = '\0';
@@ -995,7 +979,7 @@ int llm__complete(struct llm_client *c, const char *system, const char *user, un
 				 LLM_ANSWER_MAX);
 			err = -EMSGSIZE;
 			break;
-		} else if (x.oom) {
+		} else if (x.body.err) {
 			snprintf(out->error, sizeof(out->error), "out of memory");
 			err = -ENOMEM;
 			break;
@@ -1047,7 +1031,7 @@ cleanup:
 	if (h)
 		curl_easy_cleanup(h);
 	curl_slist_free_all(headers);
-	free(x.buf);
+	free(x.body.p);
 	free(body);
 	return out->ok ? 0 : err;
 }

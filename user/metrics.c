@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "heal/metrics.h"
+#include "heal/util.h"
 
 #define DEFAULT_MAX_SERIES 64
 #define MAX_COLLECTORS	   8
@@ -645,58 +645,18 @@ int metrics__register_process(struct metrics *m)
 
 /* -- rendering --------------------------------------------------------------------------------- */
 
-struct sb {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void sb_grow(struct sb *b, size_t need)
-{
-	size_t cap;
-	char *p;
-
-	if (b->oom || b->len + need + 1 <= b->cap)
-		return;
-	cap = b->cap ? b->cap : 4096;
-	while (cap < b->len + need + 1)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (!p) {
-		b->oom = 1;
-		return;
-	}
-	b->p = p;
-	b->cap = cap;
-}
-
-static void sb_putn(struct sb *b, const char *s, size_t n)
-{
-	sb_grow(b, n);
-	if (b->oom)
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_puts(struct sb *b, const char *s)
-{
-	sb_putn(b, s, strlen(s));
-}
-
 /* Escape \ and newline (HELP), plus " in label values. */
-static void sb_escaped(struct sb *b, const char *s, int quote)
+static void sb_escaped(struct util_sb *b, const char *s, int quote)
 {
 	for (; *s; s++) {
 		if (*s == '\\')
-			sb_putn(b, "\\\\", 2);
+			util__sb_putn(b, "\\\\", 2);
 		else if (*s == '\n')
-			sb_putn(b, "\\n", 2);
+			util__sb_putn(b, "\\n", 2);
 		else if (quote && *s == '"')
-			sb_putn(b, "\\\"", 2);
+			util__sb_putn(b, "\\\"", 2);
 		else
-			sb_putn(b, s, 1);
+			util__sb_putn(b, s, 1);
 	}
 }
 
@@ -715,45 +675,45 @@ static void fmt_double(char *buf, size_t len, double v)
 }
 
 /* {a="x",b="y"[,le="..."]} or nothing when there are no labels at all */
-static void sb_labels(struct sb *b, const struct metrics_family *f, const struct series *s,
+static void sb_labels(struct util_sb *b, const struct metrics_family *f, const struct series *s,
 		      const char *le)
 {
 	unsigned i;
 
 	if (!f->n_labels && !le)
 		return;
-	sb_puts(b, "{");
+	util__sb_puts(b, "{");
 	for (i = 0; i < f->n_labels; i++) {
 		if (i)
-			sb_puts(b, ",");
-		sb_puts(b, f->labels[i]);
-		sb_puts(b, "=\"");
+			util__sb_puts(b, ",");
+		util__sb_puts(b, f->labels[i]);
+		util__sb_puts(b, "=\"");
 		sb_escaped(b, s->values[i], 1);
-		sb_puts(b, "\"");
+		util__sb_puts(b, "\"");
 	}
 	if (le) {
 		if (f->n_labels)
-			sb_puts(b, ",");
-		sb_puts(b, "le=\"");
-		sb_puts(b, le);
-		sb_puts(b, "\"");
+			util__sb_puts(b, ",");
+		util__sb_puts(b, "le=\"");
+		util__sb_puts(b, le);
+		util__sb_puts(b, "\"");
 	}
-	sb_puts(b, "}");
+	util__sb_puts(b, "}");
 }
 
-static void render_series(struct sb *b, const struct metrics_family *f, const struct series *s)
+static void render_series(struct util_sb *b, const struct metrics_family *f, const struct series *s)
 {
 	char num[64];
 	uint64_t cum = 0;
 	size_t i;
 
 	if (f->type != METRICS_HISTOGRAM) {
-		sb_puts(b, f->name);
+		util__sb_puts(b, f->name);
 		sb_labels(b, f, s, NULL);
 		fmt_double(num, sizeof(num), s->value);
-		sb_puts(b, " ");
-		sb_puts(b, num);
-		sb_puts(b, "\n");
+		util__sb_puts(b, " ");
+		util__sb_puts(b, num);
+		util__sb_puts(b, "\n");
 		return;
 	}
 	for (i = 0; i <= f->n_buckets; i++) {
@@ -761,31 +721,31 @@ static void render_series(struct sb *b, const struct metrics_family *f, const st
 
 		cum += s->buckets[i];
 		fmt_double(le, sizeof(le), i < f->n_buckets ? f->bounds[i] : INFINITY);
-		sb_puts(b, f->name);
-		sb_puts(b, "_bucket");
+		util__sb_puts(b, f->name);
+		util__sb_puts(b, "_bucket");
 		sb_labels(b, f, s, le);
 		snprintf(num, sizeof(num), " %llu\n", (unsigned long long)cum);
-		sb_puts(b, num);
+		util__sb_puts(b, num);
 	}
-	sb_puts(b, f->name);
-	sb_puts(b, "_sum");
+	util__sb_puts(b, f->name);
+	util__sb_puts(b, "_sum");
 	sb_labels(b, f, s, NULL);
 	fmt_double(num, sizeof(num), s->sum);
-	sb_puts(b, " ");
-	sb_puts(b, num);
-	sb_puts(b, "\n");
-	sb_puts(b, f->name);
-	sb_puts(b, "_count");
+	util__sb_puts(b, " ");
+	util__sb_puts(b, num);
+	util__sb_puts(b, "\n");
+	util__sb_puts(b, f->name);
+	util__sb_puts(b, "_count");
 	sb_labels(b, f, s, NULL);
 	snprintf(num, sizeof(num), " %llu\n", (unsigned long long)s->count);
-	sb_puts(b, num);
+	util__sb_puts(b, num);
 }
 
 char *metrics__render(struct metrics *m)
 {
 	static const char *const type_name[] = {"counter", "gauge", "histogram"};
 	struct collector coll[MAX_COLLECTORS];
-	struct sb b = {0};
+	struct util_sb b = {0};
 	unsigned n_coll, i;
 	size_t k;
 
@@ -817,24 +777,24 @@ char *metrics__render(struct metrics *m)
 
 		if (!f->head && !f->other)
 			continue;
-		sb_puts(&b, "# HELP ");
-		sb_puts(&b, f->name);
-		sb_puts(&b, " ");
+		util__sb_puts(&b, "# HELP ");
+		util__sb_puts(&b, f->name);
+		util__sb_puts(&b, " ");
 		sb_escaped(&b, f->help, 0);
-		sb_puts(&b, "\n# TYPE ");
-		sb_puts(&b, f->name);
-		sb_puts(&b, " ");
-		sb_puts(&b, type_name[f->type]);
-		sb_puts(&b, "\n");
+		util__sb_puts(&b, "\n# TYPE ");
+		util__sb_puts(&b, f->name);
+		util__sb_puts(&b, " ");
+		util__sb_puts(&b, type_name[f->type]);
+		util__sb_puts(&b, "\n");
 		for (s = f->head; s; s = s->next)
 			render_series(&b, f, s);
 		if (f->other)
 			render_series(&b, f, f->other);
 	}
 	pthread_mutex_unlock(&m->lock);
-	if (!b.oom && !b.p)
-		sb_puts(&b, "");
-	if (b.oom) {
+	if (!b.err && !b.p)
+		util__sb_puts(&b, "");
+	if (b.err) {
 		free(b.p);
 		return NULL;
 	}

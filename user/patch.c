@@ -321,57 +321,6 @@ cleanup:
 
 /* ---- rendering ------------------------------------------------------------ */
 
-struct sbuf {
-	char *s;
-	size_t len, cap;
-	int err;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	char *ns;
-	size_t cap;
-
-	if (b->err)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		ns = realloc(b->s, cap);
-		if (!ns) {
-			b->err = -ENOMEM;
-			return;
-		}
-		b->s = ns;
-		b->cap = cap;
-	}
-	if (n)
-		memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = 0;
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	char tmp[PATH_MAX + 64];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		b->err = -EINVAL;
-	else
-		sb_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
 struct op {
 	char t;	  /* ' ', '-' or '+' */
 	size_t i; /* old lines before this one */
@@ -400,26 +349,26 @@ static struct op *build_ops(const struct fdiff *d, size_t *nops)
 	return v;
 }
 
-static void put_range(struct sbuf *b, size_t before, size_t count)
+static void put_range(struct util_sb *b, size_t before, size_t count)
 {
 	if (count == 0)
-		sb_printf(b, "%zu,0", before);
+		util__sb_printf(b, "%zu,0", before);
 	else if (count == 1)
-		sb_printf(b, "%zu", before + 1);
+		util__sb_printf(b, "%zu", before + 1);
 	else
-		sb_printf(b, "%zu,%zu", before + 1, count);
+		util__sb_printf(b, "%zu,%zu", before + 1, count);
 }
 
-static void put_line(struct sbuf *b, char t, const struct line *l)
+static void put_line(struct util_sb *b, char t, const struct line *l)
 {
-	sb_add(b, &t, 1);
-	sb_add(b, l->s, l->len);
-	sb_add(b, "\n", 1);
+	util__sb_putn(b, &t, 1);
+	util__sb_putn(b, l->s, l->len);
+	util__sb_putn(b, "\n", 1);
 	if (!l->nl)
-		sb_add(b, "\\ No newline at end of file\n", 28);
+		util__sb_putn(b, "\\ No newline at end of file\n", 28);
 }
 
-static void render_hunks(struct sbuf *b, const struct patch_file *f, const struct fdiff *d,
+static void render_hunks(struct util_sb *b, const struct patch_file *f, const struct fdiff *d,
 			 const struct op *ops, size_t nops)
 {
 	size_t k = 0, c, e, r, start, end, h, acount, bcount;
@@ -448,11 +397,11 @@ static void render_hunks(struct sbuf *b, const struct patch_file *f, const struc
 			e += r;
 		}
 		if (!header) {
-			sb_str(b, "--- ");
-			sb_str(b, f->old_exists ? f->path : "/dev/null");
-			sb_str(b, "\n+++ ");
-			sb_str(b, f->path);
-			sb_str(b, "\n");
+			util__sb_puts(b, "--- ");
+			util__sb_puts(b, f->old_exists ? f->path : "/dev/null");
+			util__sb_puts(b, "\n+++ ");
+			util__sb_puts(b, f->path);
+			util__sb_puts(b, "\n");
 			header = 1;
 		}
 		acount = bcount = 0;
@@ -460,11 +409,11 @@ static void render_hunks(struct sbuf *b, const struct patch_file *f, const struc
 			acount += ops[h].t != '+';
 			bcount += ops[h].t != '-';
 		}
-		sb_add(b, "@@ -", 4);
+		util__sb_putn(b, "@@ -", 4);
 		put_range(b, ops[start].i, acount);
-		sb_add(b, " +", 2);
+		util__sb_putn(b, " +", 2);
 		put_range(b, ops[start].j, bcount);
-		sb_add(b, " @@\n", 4);
+		util__sb_putn(b, " @@\n", 4);
 		for (h = start; h < end; h++)
 			put_line(b, ops[h].t,
 				 ops[h].t == '+' ? &d->b.v[ops[h].j] : &d->a.v[ops[h].i]);
@@ -477,7 +426,7 @@ static int has_nul(const char *s, size_t len)
 	return len && memchr(s, 0, len) != NULL;
 }
 
-static int diff_one(struct sbuf *b, const struct patch_file *f)
+static int diff_one(struct util_sb *b, const struct patch_file *f)
 {
 	struct fdiff d;
 	struct op *ops;
@@ -492,11 +441,11 @@ static int diff_one(struct sbuf *b, const struct patch_file *f)
 		for (nops = 0; nops < d.a.n && !d.del[nops]; nops++)
 			;
 		if (nops < d.a.n || memchr(d.ins, 1, d.b.n)) {
-			sb_str(b, "Binary files ");
-			sb_str(b, f->old_exists ? f->path : "/dev/null");
-			sb_str(b, " and ");
-			sb_str(b, f->path);
-			sb_str(b, " differ\n");
+			util__sb_puts(b, "Binary files ");
+			util__sb_puts(b, f->old_exists ? f->path : "/dev/null");
+			util__sb_puts(b, " and ");
+			util__sb_puts(b, f->path);
+			util__sb_puts(b, " differ\n");
 		}
 		fdiff_free(&d);
 		return 0;
@@ -514,24 +463,24 @@ static int diff_one(struct sbuf *b, const struct patch_file *f)
 
 char *patch__diff(const struct patch *p)
 {
-	struct sbuf b = {0};
+	struct util_sb b = {0};
 	int err = 0;
 
 	if (!p || (p->n && !p->files)) {
 		errno = EINVAL;
 		return NULL;
 	}
-	sb_add(&b, "", 0);
+	util__sb_putn(&b, "", 0);
 	for (size_t i = 0; i < p->n && !err; i++)
 		err = diff_one(&b, &p->files[i]);
 	if (!err)
 		err = b.err;
 	if (err) {
-		free(b.s);
+		free(b.p);
 		errno = -err;
 		return NULL;
 	}
-	return b.s;
+	return b.p;
 }
 
 int patch__line_stats(const struct patch *p, size_t *added, size_t *removed)

@@ -15,15 +15,14 @@
 #include <string.h>
 
 #include "heal/redact.h"
+#include "heal/util.h"
 
 #define MARK_LEN (sizeof(REDACT_MARK) - 1)
 #define KEY_MAX	 128 /* longer words are not key names */
 
 struct out {
-	char *p;
-	size_t len, cap;
+	struct util_sb b;
 	size_t n; /* replacements */
-	bool oom;
 };
 
 /* A secret at [from, to); scanning resumes at to. */
@@ -33,25 +32,8 @@ struct hit {
 
 static void put(struct out *o, const char *s, size_t n)
 {
-	size_t cap;
-	char *p;
-
-	if (o->oom || !n)
-		return;
-	if (o->len + n + 1 > o->cap) {
-		cap = o->cap ? o->cap : 256;
-		while (cap < o->len + n + 1)
-			cap *= 2;
-		p = realloc(o->p, cap);
-		if (!p) {
-			o->oom = true;
-			return;
-		}
-		o->p = p;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
+	if (n)
+		util__sb_putn(&o->b, s, n);
 }
 
 static char lower(char c)
@@ -543,7 +525,7 @@ static void scan(const char *s, size_t n, struct out *o)
 	size_t i = 0, wend;
 	struct hit h;
 
-	while (i < n && !o->oom) {
+	while (i < n && !o->b.err) {
 		bool hit = false;
 
 		wend = i + 1;
@@ -588,15 +570,15 @@ char *redact__text(const char *in, size_t *n_redacted)
 		return NULL;
 	}
 	scan(in, strlen(in), &o);
-	put(&o, "", 1);
-	if (o.oom) {
-		free(o.p);
+	util__sb_putn(&o.b, "", 0); /* a string even when in was empty */
+	if (o.b.err) {
+		free(o.b.p);
 		errno = ENOMEM;
 		return NULL;
 	}
 	if (n_redacted)
 		*n_redacted = o.n;
-	return o.p;
+	return o.b.p;
 }
 
 bool redact__has_secret(const char *s)

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <mntent.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,4 +222,60 @@ const char *util__json_type_name(const struct cJSON *j)
 	if (cJSON_IsObject(j))
 		return "an object";
 	return "an invalid value";
+}
+
+/* Room for n more bytes and the NUL; allocates even for n == 0, so p is a string. */
+static int sb_reserve(struct util_sb *b, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (b->err)
+		return b->err;
+	if (b->len + n + 1 <= b->cap)
+		return 0;
+	for (cap = b->cap ? b->cap : 256; cap < b->len + n + 1; cap *= 2)
+		;
+	p = realloc(b->p, cap);
+	if (!p)
+		return b->err = -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+void util__sb_putn(struct util_sb *b, const char *s, size_t n)
+{
+	if (sb_reserve(b, n))
+		return;
+	if (n)
+		memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void util__sb_puts(struct util_sb *b, const char *s)
+{
+	util__sb_putn(b, s, strlen(s));
+}
+
+void util__sb_printf(struct util_sb *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		if (!b->err)
+			b->err = -EINVAL;
+		return;
+	}
+	if (sb_reserve(b, (size_t)n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
 }

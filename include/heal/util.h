@@ -23,6 +23,18 @@ int util__run(char *const argv[], unsigned timeout_ms, char *out, size_t outlen)
 /* write(2) all of buf, retrying short writes and EINTR. 0, -EIO (wrote nothing), or -errno. */
 int util__write_all(int fd, const void *buf, size_t len);
 
+/* A growing NUL-terminated string (zero-initialize it); the first failure
+ * sticks in err (-ENOMEM, -EINVAL) and later appends do nothing. p is the
+ * caller's to free. */
+struct util_sb {
+	char *p;
+	size_t len, cap;
+	int err;
+};
+void util__sb_putn(struct util_sb *b, const char *s, size_t n);
+void util__sb_puts(struct util_sb *b, const char *s);
+void util__sb_printf(struct util_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 struct cJSON;
 /* "a string", "an array", ... for messages about a JSON value of the wrong type. */
 const char *util__json_type_name(const struct cJSON *j);

@@ -130,19 +130,7 @@ interrupted() {
 trap cleanup EXIT
 trap interrupted INT TERM HUP
 
-# PORT: a free TCP port, away from the ephemeral range, not given out before.
-used_ports=" "
-free_port() {
-	local hex
-	while :; do
-		PORT=$((20000 + RANDOM % 12000))
-		printf -v hex ':%04X ' "$PORT"
-		case "$used_ports" in *" $PORT "*) continue ;; esac
-		grep -qs "$hex" /proc/net/tcp /proc/net/tcp6 && continue
-		used_ports="$used_ports$PORT "
-		return
-	done
-}
+. "$TOOLS/free-port.sh" # free_port: PORT = a free TCP port
 
 # Start heald on $1 with --watch into $dir/events.jsonl, and the formatter (phase $2) on fd 3.
 start_heald() {

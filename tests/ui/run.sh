@@ -50,18 +50,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-used=" "
-free_port() {
-	local hex
-	while :; do
-		PORT=$((20000 + RANDOM % 12000))
-		printf -v hex ':%04X ' "$PORT"
-		case "$used" in *" $PORT "*) continue ;; esac
-		grep -qs "$hex" /proc/net/tcp /proc/net/tcp6 && continue
-		used="$used$PORT "
-		return
-	done
-}
+. "$TOOLS/free-port.sh" # free_port: PORT = a free TCP port
 free_port; SHOP_PORT=$PORT
 free_port; PAY_PORT=$PORT
 free_port; API_PORT=$PORT

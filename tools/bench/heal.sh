@@ -87,13 +87,6 @@ demo_round() {
 
 # ---- 2. crash -> serving again ----------------------------------------------------------------
 
-# PORT: a free TCP port on loopback
-free_port() {
-	while :; do
-		PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000))
-		grep -qs "$(printf ':%04X ' "$PORT")" /proc/net/tcp /proc/net/tcp6 || return 0
-	done
-}
 
 SHOP=$T/shop
 mkdir -p "$SHOP/etc" "$SHOP/data"

@@ -43,17 +43,6 @@ idle_cleanup() {
 }
 trap idle_cleanup EXIT
 
-# PORT: a free TCP port on loopback, not given out before
-USED=" "
-free_port() {
-	while :; do
-		PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000))
-		case $USED in *" $PORT "*) continue ;; esac
-		grep -qs "$(printf ':%04X ' "$PORT")" /proc/net/tcp /proc/net/tcp6 && continue
-		USED="$USED$PORT "
-		return 0
-	done
-}
 
 # the shops: etc/shop-N.json, data-N; PORTS the list
 SHOP=$T/shop

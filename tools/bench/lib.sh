@@ -7,6 +7,8 @@
 # env every section honours: ROUNDS, BIN (.output/obj/bin), BENCH
 # (.output/bench), HEALD ($BIN/heald).
 
+. tools/free-port.sh # free_port: PORT = a free TCP port
+
 BIN=${BIN:-.output/obj/bin}
 BENCH=${BENCH:-.output/bench}
 HEALD=${HEALD:-$BIN/heald}

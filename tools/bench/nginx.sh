@@ -24,7 +24,7 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-wrk}
 
 bench_init nginx "$@"
-bench_need "$HEALD" "$BENCH/floor" "$BENCH/empty.bpf.o" "$NGINX" "$WRK" taskset curl ss
+bench_need "$HEALD" "$BENCH/floor" "$BENCH/empty.bpf.o" "$NGINX" "$WRK" taskset curl
 
 # BPF run-time statistics add two clock reads to every program run, the
 # floor's included; say so in the table when someone left them on.
@@ -34,12 +34,7 @@ if [ "$(cat /proc/sys/kernel/bpf_stats_enabled 2>/dev/null || echo 0)" != 0 ]; t
 	STATS=" kernel.bpf_stats_enabled was on."
 fi
 
-# A free port on 127.0.0.1, starting from one that depends on our pid so that
-# two benchmarks running at once do not pick the same one.
-PORT=$((20000 + $$ % 20000))
-while [ -n "$(ss -Hltn "sport = :$PORT")" ]; do
-	PORT=$((PORT + 1))
-done
+free_port
 URL="http://127.0.0.1:$PORT"
 
 # The worker runs as www-data (Debian's default user) and must reach the
